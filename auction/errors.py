@@ -1,0 +1,55 @@
+"""One error tree for the engine and everything around it.
+
+::
+
+    AuctionError
+    ├── ClientError           the command is wrong, or not allowed now; nothing changed
+    │   └── (code)            a stable machine-readable code from CODES, e.g. "below_min_lot"
+    └── InvariantBroken       the engine broke one of its own rules: a bug, never the client's
+
+Every client error carries a stable ``code``; the status it maps to lives in ``CODES``
+(HTTP status; the web layer turns it into problem+json and websocket close codes in one
+place).  The pure engine never lets a ``ClientError`` escape ``apply``: it answers with a
+``Rejected`` event instead, so a rejection is data that can be journaled and replayed.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# code -> (HTTP status, title).  Codes are part of the public interface: never rename.
+CODES: Final[dict[str, tuple[int, str]]] = {
+    "invalid_value": (422, "A value is out of range"),
+    "invalid_type": (422, "A value has the wrong type"),
+    "unknown_field": (422, "The body has a field that is not allowed"),
+    "unknown_market": (422, "No such market"),
+    "duplicate_id": (409, "That id is already in use"),
+    "order_not_found": (404, "No such order"),
+    "lot_not_found": (404, "No such lot"),
+    "bid_not_found": (404, "No such bid"),
+    "no_buyer": (409, "No buyer at or above your floor now"),
+}
+
+
+class AuctionError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class ClientError(AuctionError):
+    """A command that cannot be applied; applying it changed nothing."""
+
+    def __init__(self, code: str, detail: str, *, field: str | None = None) -> None:
+        if code not in CODES:
+            raise InvariantBroken(f"unregistered error code {code!r}")
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+        self.field = field
+
+    @property
+    def status(self) -> int:
+        return CODES[self.code][0]
+
+
+class InvariantBroken(AuctionError):
+    """The engine's state or inputs broke a rule it relies on: a bug to fix, not to map."""
