@@ -359,16 +359,19 @@ class Engine:
         events: list[AnyEvent],
     ) -> None:
         remaining = taker_start
+        # a stranded maker still had this much right after its trade
+        left_after = {maker.id: left for maker, left in stranded}
         for _, maker, price, qty in fills:
             remaining -= qty
+            maker_left = left_after.get(maker.id, maker.qty)
             maker_entry = self._entries[OrderId(maker.id)]
             if not maker.qty:
                 del self._entries[OrderId(maker.id)]
             if taker.side == BUY:
                 bid, bid_entry, bid_left = taker, taker_entry, remaining
-                lot, lot_entry, lot_left = maker, maker_entry, maker.qty
+                lot, lot_entry, lot_left = maker, maker_entry, maker_left
             else:
-                bid, bid_entry, bid_left = maker, maker_entry, maker.qty
+                bid, bid_entry, bid_left = maker, maker_entry, maker_left
                 lot, lot_entry, lot_left = taker, taker_entry, remaining
             events.append(
                 Traded(

@@ -377,8 +377,10 @@ class ReferenceEngine:
         out: list[dict[str, Any]],
     ) -> None:
         left = start
+        stranded_left = {m.id: q for m, q in stranded}
         for maker, price, qty in fills:
             left -= qty
+            maker_left = stranded_left.get(maker.id, maker.qty)
             bid, lot = (taker, maker) if taker.side == BUY else (maker, taker)
             out.append(
                 {
@@ -395,8 +397,8 @@ class ReferenceEngine:
                     "weight_kg": qty,
                     "amount_fen": _amount(price, qty),
                     "aggressor": "buy" if taker.side == BUY else "sell",
-                    "bid_remaining_kg": left if taker is bid else maker.qty,
-                    "lot_remaining_kg": left if taker is lot else maker.qty,
+                    "bid_remaining_kg": left if taker is bid else maker_left,
+                    "lot_remaining_kg": left if taker is lot else maker_left,
                 }
             )
             self.trade_id += 1
