@@ -58,18 +58,20 @@ class Order(msgspec.Struct, gc=False):
     side: int
     price: int
     qty: int
-    seq: int = 0
     org: str | None = None
     min_qty: int = 0
     aon: bool = False
 
 
 class Level(msgspec.Struct, gc=False):
-    """All orders at one price, oldest first; ``total`` and ``live`` count live ones."""
+    """All orders at one price, oldest first.
+
+    ``total`` is the live quantity (0 exactly when no live order is left) and ``dead``
+    the number of dead entries still in ``orders``, so ``len(orders) - dead`` orders live.
+    """
 
     orders: deque[Order]
     total: int = 0
-    live: int = 0
     dead: int = 0
 
 
@@ -85,7 +87,6 @@ class Book:
         "_keys",
         "_levels",
         "_orders",
-        "_seq",
     )
 
     def __init__(self) -> None:
@@ -93,7 +94,6 @@ class Book:
         self._keys: tuple[list[int], list[int]] = ([], [])
         self._levels: tuple[dict[int, Level], dict[int, Level]] = ({}, {})
         self._orders: dict[int, Order] = {}
-        self._seq = 0
         self._constrained = 0  # resting orders that carry any constraint
 
     # -- queries ---------------------------------------------------------------------
@@ -126,7 +126,7 @@ class Book:
             if limit is not None and len(out) >= limit:
                 break
             level = levels[key]
-            out.append((key * sign, level.total, level.live))
+            out.append((key * sign, level.total, len(level.orders) - level.dead))
         return out
 
     def orders(self, side: int) -> Iterator[Order]:
@@ -149,20 +149,53 @@ class Book:
         or drop it (market order, one-click sale refused).
         """
         if order.side == BUY:
+            keys = self._keys[SELL]
             bound = -order.price
             other = SELL
         else:
+            keys = self._keys[BUY]
             bound = order.price
             other = BUY
+        if not keys or keys[-1] < bound:
+            return  # nothing on the other side crosses
         if self._constrained or order.org is not None or order.min_qty or order.aon:
             self._sweep_general(order, other, bound, fills, stranded)
         else:
-            order.qty = self._sweep_plain(order, other, bound, fills)
+            order.qty = self._sweep_plain(order, keys, self._levels[other], bound, fills)
+
+    def place(self, order: Order, fills: list[Fill]) -> None:
+        """A plain limit order: match, then rest what is left (``submit`` + ``rest``).
+
+        For unconstrained orders only (the generic limit-order mode).
+        """
+        side = order.side
+        if side == BUY:
+            keys = self._keys[SELL]
+            key = order.price
+            if keys and keys[-1] >= -key:
+                order.qty = self._sweep_plain(order, keys, self._levels[SELL], -key, fills)
+        else:
+            keys = self._keys[BUY]
+            key = -order.price
+            if keys and keys[-1] >= -key:
+                order.qty = self._sweep_plain(order, keys, self._levels[BUY], -key, fills)
+        if not order.qty:
+            return
+        levels = self._levels[side]
+        level = levels.get(key)
+        if level is None:
+            level = levels[key] = Level(deque())
+            own = self._keys[side]
+            if not own or key > own[-1]:
+                own.append(key)
+            else:
+                bisect.insort(own, key)
+        level.orders.append(order)
+        level.total += order.qty
+        self._orders[order.id] = order
 
     def rest(self, order: Order) -> None:
         """Put ``order`` (with ``qty > 0``, an id not resting) at the back of its level."""
-        self._seq += 1
-        order.seq = self._seq
         side = order.side
         key = order.price if side == BUY else -order.price
         levels = self._levels[side]
@@ -176,7 +209,6 @@ class Book:
                 bisect.insort(keys, key)
         level.orders.append(order)
         level.total += order.qty
-        level.live += 1
         self._orders[order.id] = order
         if order.org is not None or order.min_qty or order.aon:
             self._constrained += 1
@@ -187,7 +219,21 @@ class Book:
         if order is None:
             return None
         remaining = order.qty
-        self._unlink(order)
+        side = order.side
+        key = order.price if side == BUY else -order.price
+        level = self._levels[side][key]
+        order.qty = 0
+        if self._constrained and (order.org is not None or order.min_qty or order.aon):
+            self._constrained -= 1
+        level.total -= remaining
+        if not level.total:
+            self._drop_level(side, key)
+            return order, remaining
+        level.dead += 1
+        dead = level.dead
+        if dead > _COMPACT_MIN_DEAD and dead * 2 > len(level.orders):
+            level.orders = deque(o for o in level.orders if o.qty)
+            level.dead = 0
         return order, remaining
 
     def reduce(self, order_id: int, qty: int) -> None:
@@ -202,24 +248,6 @@ class Book:
 
     # -- internals -------------------------------------------------------------------
 
-    def _unlink(self, order: Order) -> None:
-        """Mark a resting order dead (already popped from ``_orders``) and tidy its level."""
-        side = order.side
-        key = order.price if side == BUY else -order.price
-        level = self._levels[side][key]
-        level.total -= order.qty
-        level.live -= 1
-        order.qty = 0
-        if order.org is not None or order.min_qty or order.aon:
-            self._constrained -= 1
-        if level.live == 0:
-            self._drop_level(side, key)
-            return
-        level.dead += 1
-        if level.dead > _COMPACT_MIN_DEAD and level.dead > level.live:
-            level.orders = deque(o for o in level.orders if o.qty)
-            level.dead = 0
-
     def _drop_level(self, side: int, key: int) -> None:
         del self._levels[side][key]
         keys = self._keys[side]
@@ -228,13 +256,22 @@ class Book:
         else:
             del keys[bisect.bisect_left(keys, key)]
 
-    def _sweep_plain(self, taker: Order, side: int, bound: int, fills: list[Fill]) -> int:
-        """The unconstrained sweep: take from the front of the best level until done."""
+    def _sweep_plain(
+        self,
+        taker: Order,
+        keys: list[int],
+        levels: dict[int, Level],
+        bound: int,
+        fills: list[Fill],
+    ) -> int:
+        """The unconstrained sweep: take from the front of the best level until done.
+
+        ``keys`` / ``levels`` are the other side's; returns what is left of the taker.
+        """
         qty = taker.qty
-        keys = self._keys[side]
-        levels = self._levels[side]
         orders = self._orders
-        sign = 1 if side == BUY else -1
+        sign = -1 if taker.side == BUY else 1
+        append = fills.append
         while keys:
             key = keys[-1]
             if key < bound:
@@ -252,16 +289,15 @@ class Book:
                 if have > qty:
                     maker.qty = have - qty
                     level.total -= qty
-                    fills.append((taker, maker, price, qty))
+                    append((taker, maker, price, qty))
                     return 0
                 queue.popleft()
                 maker.qty = 0
                 del orders[maker.id]
-                fills.append((taker, maker, price, have))
+                append((taker, maker, price, have))
                 qty -= have
                 level.total -= have
-                level.live -= 1
-                if not level.live:
+                if not level.total:
                     break
                 if not qty:
                     return 0
@@ -314,7 +350,6 @@ class Book:
                     maker.qty = 0
                 if not maker.qty:
                     del self._orders[maker.id]
-                    level.live -= 1
                     level.dead += 1
                     if maker.org is not None or maker.min_qty or maker.aon:
                         self._constrained -= 1
@@ -324,6 +359,6 @@ class Book:
             while queue and not queue[0].qty:
                 queue.popleft()
                 level.dead -= 1
-            if not level.live:
+            if not level.total:
                 self._drop_level(side, key)
             idx -= 1

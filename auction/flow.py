@@ -78,41 +78,56 @@ def _side(text: str, line_no: int, line: str) -> int:
 
 
 def generate_flow(n: int, seed: int) -> list[FlowCommand]:
-    """About 60% passive limits, 25% cancels of resting orders, 15% crossing orders."""
+    """A mixed flow: about 60% passive limits, 25% cancels, 15% orders that cross.
+
+    A book follows the flow as it is generated, so that "passive" and "crossing" are
+    measured against the real touch: passive orders rest 1-20 ticks behind the other
+    side's best price, crossing ones are limits up to 3 ticks through it (two thirds)
+    or market orders (one third), and cancels name orders that still rest.
+    """
     rng = random.Random(seed)
-    mid = 1_000_000  # fen per tonne: ¥10,000/t
+    book = Book()
+    fills: list[Fill] = []
+    stranded: list[tuple[Order, int]] = []
     tick = 100
-    resting: list[int] = []
+    mid = 1_000_000  # fen per tonne: ¥10,000/t, used while a side is empty
+    candidates: list[int] = []
     out: list[FlowCommand] = []
     next_id = 1
-    for _ in range(n):
-        if rng.random() < 0.01:  # a slow drift, so passive orders mostly stay passive
-            mid += rng.choice((-tick, tick))
+    while len(out) < n:
         r = rng.random()
-        if r < 0.25 and resting:
-            # cancel a random (possibly already filled) earlier order: most still rest
-            i = rng.randrange(len(resting))
-            resting[i], resting[-1] = resting[-1], resting[i]
-            out.append((CANCEL, resting.pop(), 0, 0, 0))
+        if r < 0.25:
+            while candidates:
+                i = rng.randrange(len(candidates))
+                candidates[i], candidates[-1] = candidates[-1], candidates[i]
+                oid = candidates.pop()
+                if oid in book:
+                    book.cancel(oid)
+                    out.append((CANCEL, oid, 0, 0, 0))
+                    break
             continue
         side = BUY if rng.random() < 0.5 else SELL
         qty = rng.randint(1, 100)
         oid = next_id
         next_id += 1
+        best_bid = book.best_price(BUY) or mid - tick
+        best_ask = book.best_price(SELL) or mid + tick
         if r < 0.85:
-            # passive: behind the touch on its own side
-            offset = tick * rng.randint(1, 20)
-            price = mid - offset if side == BUY else mid + offset
-            out.append((LIMIT, oid, side, price, qty))
-            resting.append(oid)
+            behind = tick * rng.randint(1, 20)
+            price = best_ask - behind if side == BUY else best_bid + behind
         elif r < 0.95:
-            # aggressive limit through the touch
-            offset = tick * rng.randint(1, 5)
-            price = mid + offset if side == BUY else mid - offset
-            out.append((LIMIT, oid, side, price, qty))
-            resting.append(oid)
+            through = tick * rng.randint(0, 3)
+            price = best_ask + through if side == BUY else max(tick, best_bid - through)
         else:
             out.append((MARKET, oid, side, 0, qty))
+            bound = MARKET_BUY_PRICE if side == BUY else MARKET_SELL_PRICE
+            book.submit(Order(oid, side, bound, qty), fills, stranded)
+            fills.clear()
+            continue
+        out.append((LIMIT, oid, side, price, qty))
+        book.place(Order(oid, side, price, qty), fills)
+        fills.clear()
+        candidates.append(oid)
     return out
 
 
@@ -176,10 +191,11 @@ def match_flow(commands: Sequence[FlowCommand], book: Book) -> tuple[list[Fill],
     seen: set[int] = set()
     rejected = 0
     submit = book.submit
-    rest = book.rest
+    place = book.place
+    cancel = book.cancel
     for op, oid, side, price, qty in commands:
         if op == CANCEL:
-            if book.cancel(oid) is None:
+            if cancel(oid) is None:
                 rejected += 1
             continue
         if oid in seen:
@@ -187,10 +203,7 @@ def match_flow(commands: Sequence[FlowCommand], book: Book) -> tuple[list[Fill],
             continue
         seen.add(oid)
         if op == LIMIT:
-            order = Order(oid, side, price, qty)
-            submit(order, fills, stranded)
-            if order.qty:
-                rest(order)
+            place(Order(oid, side, price, qty), fills)
         else:
             bound = MARKET_BUY_PRICE if side == BUY else MARKET_SELL_PRICE
             submit(Order(oid, side, bound, qty), fills, stranded)

@@ -16,12 +16,25 @@ import heapq
 import json
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from auction.book import BUY, SELL, Book, Fill, Order
-from auction.flow import CANCEL, LIMIT, FlowCommand, generate_flow, match_flow, tape_sha256
+from auction.flow import (
+    CANCEL,
+    LIMIT,
+    FlowCommand,
+    format_flow,
+    generate_flow,
+    match_flow,
+    tape_sha256,
+)
 
 # -- the baseline --------------------------------------------------------------------
 
@@ -128,16 +141,30 @@ def per_op_latency_ns(commands: Sequence[FlowCommand]) -> list[int]:
         elif oid not in seen:
             seen.add(oid)
             if op == LIMIT:
-                order = Order(oid, side, price, qty)
-                book.submit(order, fills, stranded)
-                if order.qty:
-                    book.rest(order)
+                book.place(Order(oid, side, price, qty), fills)
             else:
                 bound = (1 << 62) if side == BUY else 0
                 book.submit(Order(oid, side, bound, qty), fills, stranded)
         out[i] = clock() - t0
         if len(fills) > 4096:
             fills.clear()
+    return out
+
+
+def replay_cli(commands: Sequence[FlowCommand]) -> dict[str, Any]:
+    """``auction replay`` itself, as a user runs it, on the same flow."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "flow.csv"
+        with path.open("w") as f:
+            f.writelines(format_flow(commands))
+        done = subprocess.run(
+            [sys.executable, "-m", "auction", "replay", str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
+        )
+    out: dict[str, Any] = json.loads(done.stdout)
     return out
 
 
@@ -168,6 +195,19 @@ def main() -> None:
         tape_ok = tape_ok and ours_tape == heap_book.tape
         tape_ok = tape_ok and book.resting_qty(BUY) == heap_book.resting(BUY)
         tape_ok = tape_ok and book.resting_qty(SELL) == heap_book.resting(SELL)
+    # the same pair with the cyclic GC off: the code paths alone, without the
+    # baseline paying for its GC-tracked [id, qty] lists
+    ours_nogc: list[float] = []
+    base_nogc: list[float] = []
+    for _ in range(max(1, args.rounds // 2)):
+        gc.collect()
+        gc.disable()
+        try:
+            ours_nogc.append(time_book(commands)[0])
+            base_nogc.append(time_baseline(commands)[0])
+        finally:
+            gc.enable()
+    cli = replay_cli(commands)
     gc.collect()
     lat = sorted(per_op_latency_ns(commands))
     n = len(commands)
@@ -185,6 +225,17 @@ def main() -> None:
         "baseline_events_per_s": round(n / best_base),
         "ratio_vs_baseline": round(best_base / best_ours, 3),
         "median_ratio": round(statistics.median(base) / statistics.median(ours), 3),
+        "gc_off": {
+            "book_events_per_s": round(n / min(ours_nogc)),
+            "baseline_events_per_s": round(n / min(base_nogc)),
+            "ratio_vs_baseline": round(min(base_nogc) / min(ours_nogc), 3),
+        },
+        "auction_replay_cli": {
+            "events_per_s": cli["events_per_s"],
+            "ratio_vs_baseline": round(cli["events_per_s"] / (n / best_base), 3),
+            "trades": cli["trades"],
+            "same_tape": cli["tape_sha256"] == tape_sha256(fills),
+        },
         "same_tape_as_baseline": tape_ok,
         "latency_ns": {
             "p50": percentile(lat, 0.50),
