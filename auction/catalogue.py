@@ -25,10 +25,48 @@ class BatteryModel(msgspec.Struct, frozen=True):
     block_kg_x10: int
 
 
+class SaleRules(msgspec.Struct, frozen=True):
+    """How competitive sales run in a category.  Prices in fen per tonne, times in seconds.
+
+    ``ladder`` is ``[[from_price, increment], ...]`` ascending from 0: the increment that
+    applies at a price is the one of the last step at or below it.
+    """
+
+    ladder: list[tuple[int, int]]
+    soft_close_s: int
+    max_extension_s: int
+    acceptance_window_s: int
+    min_duration_s: int
+    max_duration_s: int
+
+    def increment(self, price: int) -> int:
+        step = self.ladder[0][1]
+        for start, inc in self.ladder:
+            if price < start:
+                break
+            step = inc
+        return step
+
+
+class SaleRulesTable(msgspec.Struct, frozen=True):
+    deposit_ratio_bp: int
+    default: SaleRules
+    per_category: dict[str, dict[str, object]] = {}
+
+
 class Catalogue(msgspec.Struct, frozen=True):
     categories: list[CategoryInfo]
     battery_models: list[BatteryModel]
     blocks_per_set: dict[str, int]
+    sale_rules: SaleRulesTable
+
+    def rules(self, category: str) -> SaleRules:
+        """The sale rules of ``category``: the defaults with its overrides applied."""
+        override = self.sale_rules.per_category.get(category)
+        if not override:
+            return self.sale_rules.default
+        merged = msgspec.structs.asdict(self.sale_rules.default) | override
+        return msgspec.convert(merged, SaleRules)
 
     def has_category(self, code: str) -> bool:
         return any(c.code == code for c in self.categories)

@@ -19,13 +19,16 @@ from auction.messages import (
     BidCancelled,
     BidExpired,
     BidPlaced,
+    BuyingPowerChanged,
     ExpireDue,
     LotCancelled,
     LotExpired,
     LotPosted,
+    LotStateChanged,
     PlaceBid,
     Rejected,
     SellLot,
+    SetBuyingPower,
     Traded,
 )
 from auction.money import yuan_per_t
@@ -67,6 +70,13 @@ def describe(event: AnyEvent) -> str:
             return f"lot {event.lot_id} expired with {event.remaining_kg} kg unsold"
         case Rejected():
             return f"refused ({event.code}): {event.detail}"
+        case LotStateChanged():
+            return f"lot {event.lot_id}: {event.from_state} -> {event.to_state}"
+        case BuyingPowerChanged():
+            return (
+                f"{event.bidder}: ¥{yuan_per_t(event.available_fen)} of "
+                f"¥{yuan_per_t(event.limit_fen)} buying power free"
+            )
     return repr(event)
 
 
@@ -101,6 +111,8 @@ def run_demo(start: datetime, step: timedelta) -> Engine:
             if_unsold="rest" if rest else "refuse",
         )
 
+    for who in ("huanbao-a", "tianneng-b", "chaowei-c"):  # ¥50,000 of buying power each
+        engine.apply(SetBuyingPower(bidder=PrincipalId(who), limit_fen=5_000_000), now)
     script: list[tuple[str, AnyCommand]] = [
         (
             "三家回收企业挂单 / three recyclers post standing bids",

@@ -2,21 +2,27 @@
 
 No I/O, no clock, no randomness: ``now`` and every id come in with the command, so the
 same commands at the same times give the same events, whatever the process or
-``PYTHONHASHSEED``.  Rules, beyond the book's own (``auction.book``):
+``PYTHONHASHSEED``.  Rules, beyond the book's (``auction.book``), the auction's
+(``auction.auctions``), the lifecycle's (``auction.lifecycle``) and buying power's
+(``auction.buying_power``):
 
-* ``now`` never goes backwards.  Before a command is looked at, everything whose
-  expiry is at or before ``now`` expires (``BidExpired`` / ``LotExpired``): time
-  passing is not the command's doing, so those events come even when it is refused.
+* ``now`` never goes backwards.  Before a command is looked at, every deadline at or
+  before ``now`` fires, earliest first (ties by object id): expiries of bids, lots and
+  offers, auction closes, acceptance windows lapsing.  Time passing is not the command's
+  doing, so those events come even when it is refused.
 * A command is validated fully before anything changes; a refused command answers one
   ``Rejected`` event and changes nothing.
-* Bid and lot ids share one space and must increase: an id at or below the highest one
-  already used is a ``duplicate_id``.  (The shell assigns them from a sequence.)
-* Another principal's bid or lot answers ``bid_not_found`` / ``lot_not_found``, exactly
-  as one that does not exist.
-* Standing bids are the buy side of their market's book, lots the sell side.  A bid
-  rests until filled, cancelled or expired; what is left of it below its minimum lot is
-  cancelled (``below_min_lot``).  A lot is all-or-none unless it allows partial fills;
-  an unsold lot rests at its floor or is refused (``no_buyer``), as the store chose.
+* Bid, lot and offer ids share one space and must increase: an id at or below the
+  highest one already used is a ``duplicate_id``.  (The shell assigns them in order.)
+* Another principal's bid, lot or offer answers ``*_not_found``, exactly as one that
+  does not exist.
+* Standing bids are the buy side of their market's book and reserve buying power on
+  their open quantity; one-click lots are the sell side.  A bid rests until filled,
+  cancelled or expired; what is left of it below its minimum lot is cancelled
+  (``below_min_lot``).  A lot is all-or-none unless it allows partial fills; an unsold
+  lot rests at its floor or is refused (``no_buyer``), as the store chose.
+* After each command, every bidder whose buying power changed gets one
+  ``BuyingPowerChanged``, in name order.
 """
 
 from __future__ import annotations
@@ -24,60 +30,58 @@ from __future__ import annotations
 import hashlib
 import heapq
 from datetime import datetime
-from typing import Literal
+from typing import Any
 
 import msgspec
 
 from auction.book import BUY, MARKET_SELL_PRICE, SELL, Book, Fill, Order
-from auction.catalogue import Catalogue, default_catalogue, valid_region
+from auction.catalogue import Catalogue
 from auction.errors import ClientError, InvariantBroken
 from auction.messages import (
+    AcceptCounter,
+    AcceptOffer,
+    AcceptResult,
     AmendBid,
     AnyCommand,
     AnyEvent,
+    AuctionBid,
     BidAmended,
     BidCancelled,
     BidExpired,
     BidPlaced,
+    BuyNow,
     CancelBid,
     CancelLot,
     Command,
+    CounterOffer,
+    DeclineResult,
     ExpireDue,
+    InviteOffers,
     LotCancelled,
     LotExpired,
     LotPosted,
+    MakeOffer,
     PlaceBid,
     Rejected,
+    RejectOffer,
     SellLot,
+    SetBuyingPower,
+    StartAuction,
     Traded,
 )
-from auction.money import MAX_PRICE_FEN_PER_T, MAX_WEIGHT_KG, amount_fen
-from auction.types import MarketId, OrderId, OrgId, PrincipalId, TradeId, split_market_id
+from auction.money import amount_fen
+from auction.sales import Sales
+from auction.state import Entry, Kind, Lot, check_expiry, check_price, check_weight
+from auction.types import MarketId, OrderId, PrincipalId, TradeId
 
-Kind = Literal["bid", "lot"]
-
-
-class Entry(msgspec.Struct, gc=False):
-    """What the engine knows of a resting bid or lot beyond its book order."""
-
-    kind: Kind
-    market: MarketId
-    owner: PrincipalId
-    org: OrgId
-    expires_at: datetime | None
+__all__ = ["Engine", "Entry"]
 
 
-class Engine:
-    """Every market's book, the resting orders' owners, expiries and the id counters."""
+class Engine(Sales):
+    """Every market's book and lots, buying power, deadlines and the id counters."""
 
     def __init__(self, catalogue: Catalogue | None = None) -> None:
-        self._catalogue = catalogue or default_catalogue()
-        self._books: dict[MarketId, Book] = {}
-        self._entries: dict[OrderId, Entry] = {}
-        self._expiries: list[tuple[datetime, int]] = []
-        self._last_order_id = 0
-        self._next_trade_id = 1
-        self._now: datetime | None = None
+        super().__init__(catalogue)
 
     # -- the one entry point -----------------------------------------------------------
 
@@ -88,24 +92,16 @@ class Engine:
             raise InvariantBroken(f"time went backwards: {now} < {self._now}")
         self._now = now
         events: list[AnyEvent] = []
-        self._expire_due(now, events)
+        self._fire_deadlines(now, events)
+        self._buying_power_events(now, events)
+        mark = len(events)
         try:
-            match command:
-                case PlaceBid():
-                    self._place_bid(command, now, events)
-                case SellLot():
-                    self._sell_lot(command, now, events)
-                case AmendBid():
-                    self._amend_bid(command, now, events)
-                case CancelBid():
-                    self._cancel_bid(command, now, events)
-                case CancelLot():
-                    self._cancel_lot(command, now, events)
-                case ExpireDue():
-                    pass
-                case _:
-                    raise InvariantBroken(f"unknown command {command!r}")
+            self._dispatch(command, now, events)
         except ClientError as err:
+            if len(events) > mark or self._touched:
+                raise InvariantBroken(
+                    f"{_tag(command)} was refused ({err.code}) after it changed something"
+                ) from err
             events.append(
                 Rejected(
                     at=now,
@@ -115,7 +111,51 @@ class Engine:
                     field=err.field,
                 )
             )
+            return events
+        self._buying_power_events(now, events)
         return events
+
+    def _dispatch(self, command: AnyCommand, now: datetime, events: list[AnyEvent]) -> None:
+        match command:
+            case PlaceBid():
+                self._place_bid(command, now, events)
+            case SellLot():
+                self._sell_lot(command, now, events)
+            case AuctionBid():
+                self._auction_bid(command, now, events)
+            case AmendBid():
+                self._amend_bid(command, now, events)
+            case CancelBid():
+                self._cancel_bid(command, now, events)
+            case CancelLot():
+                self._cancel_lot(command, now, events)
+            case ExpireDue():
+                pass
+            case StartAuction():
+                self._start_auction(command, now, events)
+            case BuyNow():
+                self._buy_now(command, now, events)
+            case AcceptResult():
+                self._accept_result(command, now, events)
+            case DeclineResult():
+                self._decline_result(command, now, events)
+            case InviteOffers():
+                self._invite_offers(command, now, events)
+            case MakeOffer():
+                self._make_offer(command, now, events)
+            case CounterOffer():
+                self._counter_offer(command, now, events)
+            case AcceptOffer():
+                self._accept_offer(command, now, events)
+            case AcceptCounter():
+                self._accept_counter(command, now, events)
+            case RejectOffer():
+                self._reject_offer(command, now, events)
+            case SetBuyingPower():
+                self._bp.set_limit(command.bidder, command.limit_fen)
+                self._touched.add(command.bidder)
+            case _:
+                raise InvariantBroken(f"unknown command {command!r}")
 
     # -- queries -----------------------------------------------------------------------
 
@@ -128,12 +168,18 @@ class Engine:
     def entry(self, order_id: OrderId) -> Entry | None:
         return self._entries.get(order_id)
 
-    def next_expiry(self) -> datetime | None:
-        """When the shell should send ``ExpireDue`` next (may be early, never late)."""
-        return self._expiries[0][0] if self._expiries else None
+    def lot(self, lot_id: OrderId) -> Lot | None:
+        return self._lots.get(lot_id)
 
-    def snapshot(self) -> dict[str, object]:
-        """The canonical state: counters and every resting order in priority order."""
+    def buying_power(self, bidder: PrincipalId) -> tuple[int, int, int]:
+        """``(limit_fen, reserved_fen, available_fen)``."""
+        return self._bp.summary(bidder)
+
+    def next_expiry(self) -> datetime | None:
+        return self.next_deadline()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The canonical state, in a fixed order: what ``state_hash`` hashes."""
         markets = []
         for market in self.markets():
             book = self._books[market]
@@ -146,33 +192,63 @@ class Engine:
                     rows.append([o.id, o.price, o.qty, o.min_qty, o.aon, e.owner, e.org, expires])
                 sides.append(rows)
             markets.append([market, sides[0], sides[1]])
+        auctions = []
+        for lot_id in sorted(self._auctions):
+            a = self._auctions[lot_id]
+            proxies = sorted(
+                [p.bidder, p.org, p.max_price, p.seq, p.auto] for p in a.proxies.values()
+            )
+            auctions.append(
+                [
+                    lot_id,
+                    a.start_price,
+                    a.reserve,
+                    a.buy_now,
+                    a.closes_at,
+                    a.original_close,
+                    a.accept_by,
+                    a.leader.bidder if a.leader else None,
+                    a.runner_up,
+                    a.bids,
+                    proxies,
+                ]
+            )
+        holds = sorted([list(k), who, units] for k, (who, units) in self._bp.holds().items())
         return {
             "last_order_id": self._last_order_id,
             "next_trade_id": self._next_trade_id,
             "markets": markets,
+            "lots": [msgspec.to_builtins(self._lots[k]) for k in sorted(self._lots)],
+            "auctions": msgspec.to_builtins(auctions),
+            "offers": [msgspec.to_builtins(self._offers[k]) for k in sorted(self._offers)],
+            "limits": [[b, self._bp.limit_fen(b)] for b in self._bp.bidders()],
+            "holds": holds,
         }
 
     def state_hash(self) -> str:
         return hashlib.sha256(msgspec.json.encode(self.snapshot())).hexdigest()
 
-    # -- commands ----------------------------------------------------------------------
+    # -- standing bids -----------------------------------------------------------------
 
     def _place_bid(self, c: PlaceBid, now: datetime, events: list[AnyEvent]) -> None:
         self._check_new_id(c.bid_id, "bid_id")
         self._check_market(c.market)
-        _check_price(c.price_fen_per_t, "price_fen_per_t")
-        _check_weight(c.qty_kg, "qty_kg")
+        check_price(c.price_fen_per_t, "price_fen_per_t")
+        check_weight(c.qty_kg, "qty_kg")
         if not 0 <= c.min_lot_kg <= c.qty_kg:
             raise ClientError(
                 "invalid_value",
                 f"min_lot_kg must be between 0 and qty_kg ({c.qty_kg})",
                 field="min_lot_kg",
             )
-        _check_expiry(c.expires_at, now)
+        check_expiry(c.expires_at, now)
+        units = self._bp.units(c.price_fen_per_t, c.qty_kg)
+        self._bp.check(c.owner, units)
 
         self._last_order_id = c.bid_id
+        self._hold(("bid", int(c.bid_id)), c.owner, units)
         order = Order(c.bid_id, BUY, c.price_fen_per_t, c.qty_kg, org=c.org, min_qty=c.min_lot_kg)
-        entry = Entry("bid", c.market, c.owner, c.org, c.expires_at)
+        entry = Entry("bid", c.market, c.owner, c.org, c.expires_at, c.join_auctions)
         events.append(
             BidPlaced(
                 at=now,
@@ -188,19 +264,108 @@ class Engine:
         )
         self._trade_bid(order, entry, now, events)
 
+    def _amend_bid(self, c: AmendBid, now: datetime, events: list[AnyEvent]) -> None:
+        entry = self._owned_bid(c.bid_id, c.owner)
+        book = self._books[entry.market]
+        old = book.get(c.bid_id)
+        if old is None:
+            raise InvariantBroken(f"bid {c.bid_id} has an entry but is not in its book")
+        if c.price_fen_per_t is None and c.qty_kg is None:
+            raise ClientError("invalid_value", "give a new price_fen_per_t, qty_kg or both")
+        price = old.price if c.price_fen_per_t is None else c.price_fen_per_t
+        qty = old.qty if c.qty_kg is None else c.qty_kg
+        check_price(price, "price_fen_per_t")
+        check_weight(qty, "qty_kg")
+        if qty < old.min_qty:
+            raise ClientError(
+                "invalid_value",
+                f"qty_kg is below the bid's minimum lot of {old.min_qty} kg",
+                field="qty_kg",
+            )
+        if price == old.price and qty == old.qty:
+            raise ClientError("invalid_value", "the amendment changes nothing")
+        key = ("bid", int(c.bid_id))
+        units = self._bp.units(price, qty)
+        self._bp.check(c.owner, units, replacing=key)
+
+        self._hold(key, c.owner, units)
+        keeps = price == old.price and qty < old.qty
+        events.append(
+            BidAmended(
+                at=now,
+                bid_id=c.bid_id,
+                market=entry.market,
+                price_fen_per_t=price,
+                qty_kg=qty,
+                kept_priority=keeps,
+            )
+        )
+        if keeps:
+            book.reduce(c.bid_id, qty)
+            return
+        # priority is lost: out of the book, then in again as if new (it may trade now)
+        book.cancel(c.bid_id)
+        del self._entries[c.bid_id]
+        order = Order(c.bid_id, BUY, price, qty, org=old.org, min_qty=old.min_qty)
+        self._trade_bid(order, entry, now, events, set_deadline=False)
+
+    def _cancel_bid(self, c: CancelBid, now: datetime, events: list[AnyEvent]) -> None:
+        entry = self._owned_bid(c.bid_id, c.owner)
+        remaining = self._take_out(c.bid_id, entry)
+        events.append(
+            BidCancelled(
+                at=now, bid_id=c.bid_id, market=entry.market, remaining_kg=remaining, reason="owner"
+            )
+        )
+
+    def _trade_bid(
+        self,
+        order: Order,
+        entry: Entry,
+        now: datetime,
+        events: list[AnyEvent],
+        *,
+        set_deadline: bool = True,
+    ) -> None:
+        """Match an incoming (or re-entering) bid, then rest what is left of it."""
+        book = self._books.setdefault(entry.market, Book())
+        fills: list[Fill] = []
+        stranded: list[tuple[Order, int]] = []
+        start = order.qty
+        book.submit(order, fills, stranded)
+        self._record_fills(entry.market, order, start, entry, fills, stranded, now, events)
+        if not order.qty:
+            return
+        if order.qty < order.min_qty:
+            self._release(("bid", order.id))
+            events.append(
+                BidCancelled(
+                    at=now,
+                    bid_id=OrderId(order.id),
+                    market=entry.market,
+                    remaining_kg=order.qty,
+                    reason="below_min_lot",
+                )
+            )
+            return
+        self._rest(book, order, entry, set_deadline=set_deadline)
+
+    # -- one-click sale ----------------------------------------------------------------
+
     def _sell_lot(self, c: SellLot, now: datetime, events: list[AnyEvent]) -> None:
         self._check_new_id(c.lot_id, "lot_id")
         self._check_market(c.market)
-        _check_weight(c.weight_kg, "weight_kg")
+        check_weight(c.weight_kg, "weight_kg")
         if c.floor_price_fen_per_t is not None:
-            _check_price(c.floor_price_fen_per_t, "floor_price_fen_per_t")
+            check_price(c.floor_price_fen_per_t, "floor_price_fen_per_t")
         elif c.if_unsold == "rest":
             raise ClientError(
                 "invalid_value",
                 "a lot that rests when unsold needs a floor_price_fen_per_t to rest at",
                 field="floor_price_fen_per_t",
             )
-        _check_expiry(c.expires_at, now)
+        check_expiry(c.expires_at, now)
+        old = self._check_relist(c.relist_of, c.owner)
 
         book = self._books.get(c.market)
         if book is None:
@@ -224,7 +389,12 @@ class Engine:
 
         self._last_order_id = c.lot_id
         self._books.setdefault(c.market, book)
+        if old is not None:
+            self._move(old, "relist", now, events)
         entry = Entry("lot", c.market, c.owner, c.org, c.expires_at)
+        lot = self._lots[c.lot_id] = Lot(
+            c.lot_id, c.market, c.owner, c.org, c.weight_kg, "one_click", "listed", c.expires_at
+        )
         events.append(
             LotPosted(
                 at=now,
@@ -239,113 +409,48 @@ class Engine:
                 expires_at=c.expires_at,
             )
         )
+        self._move(lot, "open_one_click", now, events)
         self._record_fills(c.market, order, c.weight_kg, entry, fills, stranded, now, events)
         if not order.qty:
             return
         if c.if_unsold == "rest":
             self._rest(book, order, entry)
-        else:
-            events.append(
-                LotCancelled(
-                    at=now,
-                    lot_id=c.lot_id,
-                    market=c.market,
-                    remaining_kg=order.qty,
-                    reason="unsold_remainder",
-                )
-            )
-
-    def _amend_bid(self, c: AmendBid, now: datetime, events: list[AnyEvent]) -> None:
-        entry = self._owned(c.bid_id, c.owner, "bid")
-        book = self._books[entry.market]
-        old = book.get(c.bid_id)
-        if old is None:
-            raise InvariantBroken(f"bid {c.bid_id} has an entry but is not in its book")
-        if c.price_fen_per_t is None and c.qty_kg is None:
-            raise ClientError("invalid_value", "give a new price_fen_per_t, qty_kg or both")
-        price = old.price if c.price_fen_per_t is None else c.price_fen_per_t
-        qty = old.qty if c.qty_kg is None else c.qty_kg
-        _check_price(price, "price_fen_per_t")
-        _check_weight(qty, "qty_kg")
-        if qty < old.min_qty:
-            raise ClientError(
-                "invalid_value",
-                f"qty_kg is below the bid's minimum lot of {old.min_qty} kg",
-                field="qty_kg",
-            )
-        if price == old.price and qty == old.qty:
-            raise ClientError("invalid_value", "the amendment changes nothing")
-
-        keeps = price == old.price and qty < old.qty
-        events.append(
-            BidAmended(
-                at=now,
-                bid_id=c.bid_id,
-                market=entry.market,
-                price_fen_per_t=price,
-                qty_kg=qty,
-                kept_priority=keeps,
-            )
-        )
-        if keeps:
-            book.reduce(c.bid_id, qty)
             return
-        # priority is lost: out of the book, then in again as if new (it may trade now)
-        book.cancel(c.bid_id)
-        del self._entries[c.bid_id]
-        order = Order(c.bid_id, BUY, price, qty, org=old.org, min_qty=old.min_qty)
-        self._trade_bid(order, entry, now, events, push_expiry=False)
-
-    def _cancel_bid(self, c: CancelBid, now: datetime, events: list[AnyEvent]) -> None:
-        entry = self._owned(c.bid_id, c.owner, "bid")
-        remaining = self._take_out(c.bid_id, entry)
-        events.append(
-            BidCancelled(
-                at=now, bid_id=c.bid_id, market=entry.market, remaining_kg=remaining, reason="owner"
-            )
-        )
-
-    def _cancel_lot(self, c: CancelLot, now: datetime, events: list[AnyEvent]) -> None:
-        entry = self._owned(c.lot_id, c.owner, "lot")
-        remaining = self._take_out(c.lot_id, entry)
         events.append(
             LotCancelled(
-                at=now, lot_id=c.lot_id, market=entry.market, remaining_kg=remaining, reason="owner"
+                at=now,
+                lot_id=c.lot_id,
+                market=c.market,
+                remaining_kg=order.qty,
+                reason="unsold_remainder",
             )
         )
+        self._move(lot, "sold", now, events)  # what could be sold was
+
+    def _cancel_lot(self, c: CancelLot, now: datetime, events: list[AnyEvent]) -> None:
+        lot = self._own_lot(c.lot_id, c.owner)
+        if lot.state in ("in_auction", "taking_offers"):
+            started = self._auctions[lot.lot_id].bids if lot.kind == "auction" else lot.offers_made
+            if started:
+                raise ClientError(
+                    "lot_has_bids", "a lot can be cancelled only before its first bid or offer"
+                )
+        elif lot.state != "open":
+            raise ClientError(
+                "illegal_transition", f"a lot that is {lot.state} cannot be cancelled"
+            )
+        remaining = lot.weight_kg
+        entry = self._entries.get(c.lot_id)
+        if entry is not None:
+            remaining = self._take_out(c.lot_id, entry)
+        events.append(
+            LotCancelled(
+                at=now, lot_id=c.lot_id, market=lot.market, remaining_kg=remaining, reason="owner"
+            )
+        )
+        self._move(lot, "cancel", now, events)
 
     # -- shared steps ------------------------------------------------------------------
-
-    def _trade_bid(
-        self,
-        order: Order,
-        entry: Entry,
-        now: datetime,
-        events: list[AnyEvent],
-        *,
-        push_expiry: bool = True,
-    ) -> None:
-        """Match an incoming (or re-entering) bid, then rest what is left of it."""
-        book = self._books.setdefault(entry.market, Book())
-        fills: list[Fill] = []
-        stranded: list[tuple[Order, int]] = []
-        start = order.qty
-        book.submit(order, fills, stranded)
-        self._record_fills(entry.market, order, start, entry, fills, stranded, now, events)
-        if not order.qty:
-            return
-        if order.qty < order.min_qty:
-            events.append(
-                BidCancelled(
-                    at=now,
-                    bid_id=OrderId(order.id),
-                    market=entry.market,
-                    remaining_kg=order.qty,
-                    reason="below_min_lot",
-                )
-            )
-            return
-        self._rest(book, order, entry, push_expiry=push_expiry)
 
     def _record_fills(
         self,
@@ -361,6 +466,7 @@ class Engine:
         remaining = taker_start
         # a stranded maker still had this much right after its trade
         left_after = {maker.id: left for maker, left in stranded}
+        bp = self._bp
         for _, maker, price, qty in fills:
             remaining -= qty
             maker_left = left_after.get(maker.id, maker.qty)
@@ -373,10 +479,15 @@ class Engine:
             else:
                 bid, bid_entry, bid_left = maker, maker_entry, maker_left
                 lot, lot_entry, lot_left = taker, taker_entry, remaining
+            trade_id = self._next_trade_id
+            self._next_trade_id += 1
+            # the bid's hold shrinks first, so the trade's never needs more than there is
+            self._hold(("bid", bid.id), bid_entry.owner, bp.units(bid.price, bid_left))
+            self._hold(("trade", trade_id), bid_entry.owner, bp.units(price, qty))
             events.append(
                 Traded(
                     at=now,
-                    trade_id=TradeId(self._next_trade_id),
+                    trade_id=TradeId(trade_id),
                     market=market,
                     bid_id=OrderId(bid.id),
                     lot_id=OrderId(lot.id),
@@ -392,9 +503,11 @@ class Engine:
                     lot_remaining_kg=lot_left,
                 )
             )
-            self._next_trade_id += 1
+            if not lot_left:
+                self._move(self._lots[OrderId(lot.id)], "sold", now, events)
         for maker, left in stranded:
             # only bids carry a minimum lot, so only bids are ever stranded
+            self._release(("bid", maker.id))
             events.append(
                 BidCancelled(
                     at=now,
@@ -405,26 +518,29 @@ class Engine:
                 )
             )
 
-    def _rest(self, book: Book, order: Order, entry: Entry, *, push_expiry: bool = True) -> None:
+    def _rest(self, book: Book, order: Order, entry: Entry, *, set_deadline: bool = True) -> None:
         book.rest(order)
         self._entries[OrderId(order.id)] = entry
-        if push_expiry and entry.expires_at is not None:
-            heapq.heappush(self._expiries, (entry.expires_at, order.id))
+        if set_deadline and entry.expires_at is not None:
+            self._deadline(entry.expires_at, order.id, "expiry")
 
     def _take_out(self, order_id: OrderId, entry: Entry) -> int:
         got = self._books[entry.market].cancel(order_id)
         if got is None:
             raise InvariantBroken(f"order {order_id} has an entry but is not in its book")
         del self._entries[order_id]
+        if entry.kind == "bid":
+            self._release(("bid", int(order_id)))
         return got[1]
 
-    def _expire_due(self, now: datetime, events: list[AnyEvent]) -> None:
-        heap = self._expiries
+    def _fire_deadlines(self, now: datetime, events: list[AnyEvent]) -> None:
+        heap = self._deadlines
         while heap and heap[0][0] <= now:
-            expires_at, oid = heapq.heappop(heap)
-            entry = self._entries.get(OrderId(oid))
-            if entry is None or entry.expires_at != expires_at:
-                continue  # traded or cancelled since
+            when, oid, kind = heapq.heappop(heap)
+            entry = self._entries.get(OrderId(oid)) if kind == "expiry" else None
+            if entry is None or entry.expires_at != when:
+                self._fire_sale_deadline(when, oid, kind, now, events)
+                continue
             remaining = self._take_out(OrderId(oid), entry)
             if entry.kind == "bid":
                 events.append(
@@ -438,62 +554,17 @@ class Engine:
                         at=now, lot_id=OrderId(oid), market=entry.market, remaining_kg=remaining
                     )
                 )
+                self._move(self._lots[OrderId(oid)], "expire", now, events)
 
     # -- validation --------------------------------------------------------------------
 
-    def _check_new_id(self, order_id: int, field: str) -> None:
-        if order_id <= self._last_order_id:
-            raise ClientError(
-                "duplicate_id",
-                f"{field} {order_id} is not above the last id used ({self._last_order_id})",
-                field=field,
-            )
-
-    def _check_market(self, market: MarketId) -> None:
-        try:
-            category, region = split_market_id(market)
-            known = self._catalogue.has_category(category) and valid_region(region)
-        except ValueError:
-            known = False
-        if not known:
-            raise ClientError(
-                "unknown_market",
-                f"{market!r} is not '<category>:<6-digit region code>' of a known category",
-                field="market",
-            )
-
-    def _owned(self, order_id: OrderId, owner: PrincipalId, kind: Kind) -> Entry:
+    def _owned_bid(self, order_id: OrderId, owner: PrincipalId) -> Entry:
         entry = self._entries.get(order_id)
+        kind: Kind = "bid"
         if entry is None or entry.kind != kind or entry.owner != owner:
-            code = "bid_not_found" if kind == "bid" else "lot_not_found"
-            raise ClientError(code, f"no {kind} {order_id} of yours is open")
+            raise ClientError("bid_not_found", f"no bid {order_id} of yours is open")
         return entry
 
 
 def _tag(command: Command) -> str:
     return str(type(command).__struct_config__.tag)
-
-
-def _check_price(value: int, field: str) -> None:
-    if not 0 < value <= MAX_PRICE_FEN_PER_T:
-        raise ClientError(
-            "invalid_value",
-            f"{field} must be between 1 and {MAX_PRICE_FEN_PER_T} fen per tonne",
-            field=field,
-        )
-
-
-def _check_weight(value: int, field: str) -> None:
-    if not 0 < value <= MAX_WEIGHT_KG:
-        raise ClientError(
-            "invalid_value", f"{field} must be between 1 and {MAX_WEIGHT_KG} kg", field=field
-        )
-
-
-def _check_expiry(expires_at: datetime | None, now: datetime) -> None:
-    if expires_at is None:
-        return
-    if expires_at.tzinfo is None:
-        raise ClientError("invalid_value", "expires_at needs a time zone", field="expires_at")
-    if expires_at <= now:
-        raise ClientError("invalid_value", "expires_at is not in the future", field="expires_at")

@@ -28,6 +28,14 @@ CODES: Final[dict[str, tuple[int, str]]] = {
     "lot_not_found": (404, "No such lot"),
     "bid_not_found": (404, "No such bid"),
     "no_buyer": (409, "No buyer at or above your floor now"),
+    "offer_not_found": (404, "No such offer"),
+    "lot_not_open": (409, "The lot is not open for that"),
+    "illegal_transition": (409, "The lot cannot move that way from where it is"),
+    "lot_has_bids": (409, "The lot already has bids"),
+    "below_increment": (422, "The bid is below the minimum next bid"),
+    "insufficient_buying_power": (422, "Not enough buying power"),
+    "self_dealing_forbidden": (403, "You cannot bid on your own organisation's lot"),
+    "offer_open": (409, "You already have an open offer on this lot"),
 }
 
 

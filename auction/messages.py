@@ -35,6 +35,9 @@ class PlaceBid(Command, frozen=True, tag="place_bid"):
     qty_kg: int
     min_lot_kg: int = 0
     expires_at: datetime | None = None
+    join_auctions: bool = False
+    """Enter automatically, as a proxy up to ``price_fen_per_t``, every auction that opens
+    in this market on a lot this bid could take whole."""
 
 
 class AmendBid(Command, frozen=True, tag="amend_bid"):
@@ -74,6 +77,7 @@ class SellLot(Command, frozen=True, tag="sell_lot"):
     allow_partial: bool = False
     if_unsold: Literal["rest", "refuse"] = "refuse"
     expires_at: datetime | None = None
+    relist_of: OrderId | None = None
 
 
 class CancelLot(Command, frozen=True, tag="cancel_lot"):
@@ -89,7 +93,127 @@ class ExpireDue(Command, frozen=True, tag="expire_due"):
     """
 
 
-AnyCommand = PlaceBid | AmendBid | CancelBid | SellLot | CancelLot | ExpireDue
+class StartAuction(Command, frozen=True, tag="start_auction"):
+    """Competitive sale (竞价投售) of one lot: an English auction with proxy bids.
+
+    ``reserve_fen_per_t`` is hidden from bidders; ``buy_now_fen_per_t`` disappears at the
+    first bid.  The close is ``duration_s`` after ``now``, softened by the category's rules.
+    """
+
+    lot_id: OrderId
+    market: MarketId
+    owner: PrincipalId
+    org: OrgId
+    weight_kg: int
+    start_price_fen_per_t: int
+    duration_s: int
+    reserve_fen_per_t: int | None = None
+    buy_now_fen_per_t: int | None = None
+    relist_of: OrderId | None = None
+
+
+class AuctionBid(Command, frozen=True, tag="auction_bid"):
+    """A proxy maximum in a lot's auction; the engine bids for it up to ``max_price``."""
+
+    lot_id: OrderId
+    bidder: PrincipalId
+    org: OrgId
+    max_price_fen_per_t: int
+
+
+class BuyNow(Command, frozen=True, tag="buy_now"):
+    lot_id: OrderId
+    bidder: PrincipalId
+    org: OrgId
+
+
+class AcceptResult(Command, frozen=True, tag="accept_result"):
+    """The store accepts the best bid of an auction that closed below its reserve."""
+
+    lot_id: OrderId
+    owner: PrincipalId
+
+
+class DeclineResult(Command, frozen=True, tag="decline_result"):
+    lot_id: OrderId
+    owner: PrincipalId
+
+
+class InviteOffers(Command, frozen=True, tag="invite_offers"):
+    """Negotiated sale (议价投售): recyclers make offers; the store picks."""
+
+    lot_id: OrderId
+    market: MarketId
+    owner: PrincipalId
+    org: OrgId
+    weight_kg: int
+    expires_at: datetime | None = None
+    relist_of: OrderId | None = None
+
+
+class MakeOffer(Command, frozen=True, tag="make_offer"):
+    offer_id: OrderId
+    lot_id: OrderId
+    bidder: PrincipalId
+    org: OrgId
+    price_fen_per_t: int
+    expires_at: datetime
+
+
+class CounterOffer(Command, frozen=True, tag="counter_offer"):
+    """The store answers an offer with its own price; the bidder may accept it."""
+
+    offer_id: OrderId
+    owner: PrincipalId
+    price_fen_per_t: int
+
+
+class AcceptOffer(Command, frozen=True, tag="accept_offer"):
+    """The store accepts an offer: the lot is awarded, every other offer is void."""
+
+    offer_id: OrderId
+    owner: PrincipalId
+
+
+class AcceptCounter(Command, frozen=True, tag="accept_counter"):
+    """The bidder accepts the store's counter-price: the lot is awarded at it."""
+
+    offer_id: OrderId
+    bidder: PrincipalId
+
+
+class RejectOffer(Command, frozen=True, tag="reject_offer"):
+    offer_id: OrderId
+    owner: PrincipalId
+
+
+class SetBuyingPower(Command, frozen=True, tag="set_buying_power"):
+    """An admin sets a recycler's buying-power limit (it cannot go below what is reserved)."""
+
+    bidder: PrincipalId
+    limit_fen: int
+
+
+AnyCommand = (
+    PlaceBid
+    | AmendBid
+    | CancelBid
+    | SellLot
+    | CancelLot
+    | ExpireDue
+    | StartAuction
+    | AuctionBid
+    | BuyNow
+    | AcceptResult
+    | DeclineResult
+    | InviteOffers
+    | MakeOffer
+    | CounterOffer
+    | AcceptOffer
+    | AcceptCounter
+    | RejectOffer
+    | SetBuyingPower
+)
 
 # -- events ----------------------------------------------------------------------------
 
@@ -183,6 +307,110 @@ class Traded(Event, frozen=True, tag="traded"):
     lot_remaining_kg: int
 
 
+class LotStateChanged(Event, frozen=True, tag="lot_state_changed"):
+    """Every move of the lot lifecycle (``auction.lifecycle``)."""
+
+    lot_id: OrderId
+    market: MarketId
+    owner: PrincipalId
+    from_state: str
+    to_state: str
+    move: str
+
+
+class AuctionStarted(Event, frozen=True, tag="auction_started"):
+    """The reserve itself is never in an event: only whether there is one."""
+
+    lot_id: OrderId
+    market: MarketId
+    owner: PrincipalId
+    org: OrgId
+    weight_kg: int
+    start_price_fen_per_t: int
+    has_reserve: bool
+    buy_now_fen_per_t: int | None
+    closes_at: datetime
+
+
+class AuctionBidAccepted(Event, frozen=True, tag="auction_bid_accepted"):
+    """A maximum was taken.  ``max_price_fen_per_t`` is the bidder's own business: the
+    feed layer shows it only on the bidder's private channel."""
+
+    lot_id: OrderId
+    bidder: PrincipalId
+    max_price_fen_per_t: int
+    leading: bool
+    auto: bool
+    visible_price_fen_per_t: int
+    min_next_bid_fen_per_t: int
+    reserve_met: bool
+    leader: PrincipalId
+
+
+class Outbid(Event, frozen=True, tag="outbid"):
+    lot_id: OrderId
+    bidder: PrincipalId
+    by: PrincipalId
+    visible_price_fen_per_t: int
+
+
+class AuctionExtended(Event, frozen=True, tag="auction_extended"):
+    lot_id: OrderId
+    closes_at: datetime
+    extended_s: int
+    """Total extension so far past the original close."""
+
+
+class AuctionClosed(Event, frozen=True, tag="auction_closed"):
+    lot_id: OrderId
+    result: Literal["awarded", "no_bids", "reserve_not_met", "bought_now"]
+    leader: PrincipalId | None
+    price_fen_per_t: int | None
+    accept_by: datetime | None = None
+
+
+class Awarded(Event, frozen=True, tag="awarded"):
+    """A lot sold whole to one buyer by auction, buy-now or offer; the deposit is held."""
+
+    lot_id: OrderId
+    market: MarketId
+    buyer: PrincipalId
+    buyer_org: OrgId
+    seller: PrincipalId
+    seller_org: OrgId
+    price_fen_per_t: int
+    weight_kg: int
+    amount_fen: int
+    deposit_fen: int
+    via: Literal["auction", "buy_now", "accepted_below_reserve", "offer", "counter"]
+
+
+class ResultDecided(Event, frozen=True, tag="result_decided"):
+    """The store's answer to a below-reserve result, or its lapse."""
+
+    lot_id: OrderId
+    decision: Literal["accepted", "declined", "lapsed"]
+
+
+class OfferChanged(Event, frozen=True, tag="offer_changed"):
+    offer_id: OrderId
+    lot_id: OrderId
+    bidder: PrincipalId
+    status: Literal["made", "countered", "accepted", "rejected", "expired", "void"]
+    price_fen_per_t: int
+    counter_price_fen_per_t: int | None
+    expires_at: datetime
+
+
+class BuyingPowerChanged(Event, frozen=True, tag="buying_power_changed"):
+    """After any command that changed a bidder's reservations or limit."""
+
+    bidder: PrincipalId
+    limit_fen: int
+    reserved_fen: int
+    available_fen: int
+
+
 class Rejected(Event, frozen=True, tag="rejected"):
     """The command was refused and changed nothing.  ``code`` is from ``errors.CODES``."""
 
@@ -194,6 +422,16 @@ class Rejected(Event, frozen=True, tag="rejected"):
 
 AnyEvent = (
     BidPlaced
+    | LotStateChanged
+    | AuctionStarted
+    | AuctionBidAccepted
+    | Outbid
+    | AuctionExtended
+    | AuctionClosed
+    | Awarded
+    | ResultDecided
+    | OfferChanged
+    | BuyingPowerChanged
     | BidAmended
     | BidCancelled
     | BidExpired

@@ -22,6 +22,7 @@ from auction.messages import (
     ExpireDue,
     PlaceBid,
     SellLot,
+    SetBuyingPower,
 )
 from auction.money import MAX_PRICE_FEN_PER_T, MAX_WEIGHT_KG
 
@@ -176,17 +177,26 @@ def reference_replay(lines: list[str]) -> dict[str, Any]:
 
 # -- the engine ----------------------------------------------------------------------
 
+RATIO_BP = default_catalogue().sale_rules.deposit_ratio_bp
+UNITS_PER_FEN = 10_000 * 1_000
+
 
 def _amount(price: int, kg: int) -> int:
     # the rule restated with Fraction-free integer arithmetic, half up
     return (price * kg * 2 + 1000) // 2000
 
 
-class ReferenceEngine:
-    """The engine's rules (auction/engine.py docstring), restated naively.
+def _units(price: int, kg: int) -> int:
+    return RATIO_BP * price * kg
 
-    Events are plain tuples/dicts compared against the real engine's events after
-    ``msgspec.to_builtins``; rejections compare by command, code and field.
+
+class ReferenceEngine:
+    """The engine's standing-bid and one-click rules (auction/engine.py), restated naively.
+
+    Events are dicts compared against the real engine's events (without ``at``);
+    rejections compare by command, code and field.  Buying power is recomputed from
+    scratch every time: what resting bids hold on their open quantity plus what every
+    trade holds.
     """
 
     def __init__(self) -> None:
@@ -195,12 +205,58 @@ class ReferenceEngine:
         self.trade_id = 1
         self.now: datetime | None = None
         self.categories = {c.code for c in default_catalogue().categories}
+        self.lots: dict[int, dict[str, Any]] = {}  # lot id -> {"owner", "state", "market"}
+        self.limits: dict[str, int] = {}
+        self.trades: list[tuple[str, int]] = []  # (buyer, units held)
+        self.touched: set[str] = set()
 
     def _book(self, market: str) -> RefBook:
         return self.books.setdefault(market, RefBook())
 
     def _all(self) -> list[RefOrder]:
         return [o for b in self.books.values() for o in b.orders]
+
+    # buying power, from scratch
+    def reserved_units(self, bidder: str) -> int:
+        bids = sum(
+            _units(o.price, o.qty) for o in self._all() if o.side == BUY and o.owner == bidder
+        )
+        return bids + sum(u for who, u in self.trades if who == bidder)
+
+    def _available(self, bidder: str, extra_released: int = 0) -> int | None:
+        if bidder not in self.limits:
+            return None
+        return self.limits[bidder] * UNITS_PER_FEN - self.reserved_units(bidder) + extra_released
+
+    def _bp_events(self, out: list[dict[str, Any]]) -> None:
+        for who in sorted(self.touched):
+            limit = self.limits.get(who, 0)
+            reserved = -(-self.reserved_units(who) // UNITS_PER_FEN)
+            out.append(
+                {
+                    "type": "buying_power_changed",
+                    "bidder": who,
+                    "limit_fen": limit,
+                    "reserved_fen": reserved,
+                    "available_fen": limit - reserved,
+                }
+            )
+        self.touched.clear()
+
+    def _state(self, lot_id: int, to: str, move: str, out: list[dict[str, Any]]) -> None:
+        lot = self.lots[lot_id]
+        out.append(
+            {
+                "type": "lot_state_changed",
+                "lot_id": lot_id,
+                "market": lot["market"],
+                "owner": lot["owner"],
+                "from_state": lot["state"],
+                "to_state": to,
+                "move": move,
+            }
+        )
+        lot["state"] = to
 
     def apply(self, c: AnyCommand, now: datetime) -> list[dict[str, Any]]:
         self.now = now
@@ -220,6 +276,11 @@ class ReferenceEngine:
                     "remaining_kg": o.qty,
                 }
             )
+            if kind == "bid":
+                self.touched.add(o.owner)
+            else:
+                self._state(o.id, "expired", "expire", out)
+        self._bp_events(out)
         reason = self._refusal(c, now)
         if reason is not None:
             code, fld = reason
@@ -229,6 +290,7 @@ class ReferenceEngine:
         match c:
             case PlaceBid():
                 self.last_id = c.bid_id
+                self.touched.add(c.owner)
                 out.append(
                     {
                         "type": "bid_placed",
@@ -243,35 +305,17 @@ class ReferenceEngine:
                     }
                 )
                 bid = RefOrder(
-                    c.bid_id,
-                    BUY,
-                    c.price_fen_per_t,
-                    c.qty_kg,
-                    0,
-                    c.org,
-                    c.min_lot_kg,
-                    False,
-                    c.market,
-                    c.owner,
-                    c.expires_at,
-                )
+                    c.bid_id, BUY, c.price_fen_per_t, c.qty_kg, 0, c.org, c.min_lot_kg, False,
+                    c.market, c.owner, c.expires_at,
+                )  # fmt: skip
                 self._enter_bid(bid, out)
             case SellLot():
                 book = self._book(c.market)
                 floor = c.floor_price_fen_per_t
                 lot = RefOrder(
-                    c.lot_id,
-                    SELL,
-                    0 if floor is None else floor,
-                    c.weight_kg,
-                    0,
-                    c.org,
-                    0,
-                    not c.allow_partial,
-                    c.market,
-                    c.owner,
-                    c.expires_at,
-                )
+                    c.lot_id, SELL, 0 if floor is None else floor, c.weight_kg, 0, c.org, 0,
+                    not c.allow_partial, c.market, c.owner, c.expires_at,
+                )  # fmt: skip
                 fills, stranded = book.match(lot)
                 if not fills and c.if_unsold == "refuse":
                     tag = type(c).__struct_config__.tag
@@ -280,6 +324,7 @@ class ReferenceEngine:
                     )
                     return out
                 self.last_id = c.lot_id
+                self.lots[c.lot_id] = {"owner": c.owner, "state": "listed", "market": c.market}
                 out.append(
                     {
                         "type": "lot_posted",
@@ -294,6 +339,7 @@ class ReferenceEngine:
                         "expires_at": c.expires_at,
                     }
                 )
+                self._state(c.lot_id, "open", "open_one_click", out)
                 self._trades(lot, c.weight_kg, fills, stranded, out)
                 if lot.qty and c.if_unsold == "rest":
                     book.rest(lot)
@@ -307,6 +353,7 @@ class ReferenceEngine:
                             "reason": "unsold_remainder",
                         }
                     )
+                    self._state(c.lot_id, "awarded", "sold", out)
             case AmendBid():
                 amended = self._mine(c.bid_id, c.owner, BUY)
                 assert amended is not None
@@ -314,6 +361,7 @@ class ReferenceEngine:
                 price = bid.price if c.price_fen_per_t is None else c.price_fen_per_t
                 qty = bid.qty if c.qty_kg is None else c.qty_kg
                 keeps = price == bid.price and qty < bid.qty
+                self.touched.add(c.owner)
                 out.append(
                     {
                         "type": "bid_amended",
@@ -330,24 +378,40 @@ class ReferenceEngine:
                     self.books[bid.market].remove(bid.id)
                     bid.price, bid.qty = price, qty
                     self._enter_bid(bid, out)
-            case CancelBid() | CancelLot():
-                oid = c.bid_id if isinstance(c, CancelBid) else c.lot_id
-                found = self._mine(oid, c.owner, BUY if isinstance(c, CancelBid) else SELL)
+            case CancelBid():
+                found = self._mine(c.bid_id, c.owner, BUY)
                 assert found is not None
-                o = found
-                self.books[o.market].remove(o.id)
-                kind = "bid" if o.side == BUY else "lot"
+                self.books[found.market].remove(found.id)
+                self.touched.add(c.owner)
                 out.append(
                     {
-                        "type": f"{kind}_cancelled",
-                        f"{kind}_id": o.id,
-                        "market": o.market,
-                        "remaining_kg": o.qty,
+                        "type": "bid_cancelled",
+                        "bid_id": found.id,
+                        "market": found.market,
+                        "remaining_kg": found.qty,
                         "reason": "owner",
                     }
                 )
+            case CancelLot():
+                found = self._mine(c.lot_id, c.owner, SELL)
+                assert found is not None
+                self.books[found.market].remove(found.id)
+                out.append(
+                    {
+                        "type": "lot_cancelled",
+                        "lot_id": found.id,
+                        "market": found.market,
+                        "remaining_kg": found.qty,
+                        "reason": "owner",
+                    }
+                )
+                self._state(found.id, "cancelled", "cancel", out)
+            case SetBuyingPower():
+                self.limits[c.bidder] = c.limit_fen
+                self.touched.add(c.bidder)
             case ExpireDue():
                 pass
+        self._bp_events(out)
         return out
 
     def _enter_bid(self, bid: RefOrder, out: list[dict[str, Any]]) -> None:
@@ -382,6 +446,8 @@ class ReferenceEngine:
             left -= qty
             maker_left = stranded_left.get(maker.id, maker.qty)
             bid, lot = (taker, maker) if taker.side == BUY else (maker, taker)
+            self.trades.append((bid.owner, _units(price, qty)))
+            self.touched.add(bid.owner)
             out.append(
                 {
                     "type": "traded",
@@ -402,7 +468,10 @@ class ReferenceEngine:
                 }
             )
             self.trade_id += 1
+            if (left if taker is lot else maker_left) == 0:
+                self._state(lot.id, "awarded", "sold", out)
         for maker, qty in stranded:
+            self.touched.add(maker.owner)
             out.append(
                 {
                     "type": "bid_cancelled",
@@ -447,6 +516,9 @@ class ReferenceEngine:
                     return "invalid_value", "min_lot_kg"
                 if expiry_bad(c.expires_at):
                     return "invalid_value", "expires_at"
+                available = self._available(c.owner)
+                if available is None or _units(c.price_fen_per_t, c.qty_kg) > available:
+                    return "insufficient_buying_power", None
             case SellLot():
                 if c.lot_id <= self.last_id:
                     return "duplicate_id", "lot_id"
@@ -474,12 +546,21 @@ class ReferenceEngine:
                     return "invalid_value", "qty_kg"
                 if price == bid.price and qty == bid.qty:
                     return "invalid_value", None
+                available = self._available(c.owner, _units(bid.price, bid.qty))
+                if available is None or _units(price, qty) > available:
+                    return "insufficient_buying_power", None
             case CancelBid():
                 if self._mine(c.bid_id, c.owner, BUY) is None:
                     return "bid_not_found", None
             case CancelLot():
-                if self._mine(c.lot_id, c.owner, SELL) is None:
+                lot = self.lots.get(c.lot_id)
+                if lot is None or lot["owner"] != c.owner:
                     return "lot_not_found", None
+                if lot["state"] != "open":
+                    return "illegal_transition", None
+            case SetBuyingPower():
+                if c.limit_fen < 0 or c.limit_fen * UNITS_PER_FEN < self.reserved_units(c.bidder):
+                    return "invalid_value", "limit_fen"
         return None
 
     def resting(self) -> dict[str, tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]]:

@@ -38,6 +38,7 @@ from auction.messages import (
     PlaceBid,
     Rejected,
     SellLot,
+    SetBuyingPower,
     Traded,
 )
 from auction.types import MarketId, OrderId, OrgId, PrincipalId
@@ -58,6 +59,7 @@ class Stream:
         self.next_id = 1
         self.issued: list[tuple[int, str, str]] = []  # (id, owner, kind)
         self.now = START
+        self.funded = 0
 
     def _id(self) -> OrderId:
         if self.rng.random() < 0.03 and self.next_id > 1:
@@ -102,6 +104,12 @@ class Stream:
         self.now += timedelta(seconds=rng.choice((0, 0, 1, 3, 10, 30)))
         r = rng.random()
         cmd: AnyCommand
+        if self.funded < len(RECYCLERS) or r < 0.03:
+            # buying power: mostly enough for a few bids, sometimes tight or wrong
+            who = RECYCLERS[self.funded % len(RECYCLERS)][0]
+            self.funded += 1
+            limit = rng.choice((200_000, 600_000, 1_500_000, 3_000_000, 0, -1))
+            return SetBuyingPower(bidder=PrincipalId(who), limit_fen=limit), self.now
         if r < 0.35:
             owner, org = rng.choice(RECYCLERS)
             qty = self._kg(50, 3000)
@@ -196,7 +204,7 @@ class Ledger:
 
 def resting_by_side(engine: Engine) -> tuple[int, int]:
     snap = engine.snapshot()
-    markets: list[Any] = snap["markets"]  # type: ignore[assignment]
+    markets: list[Any] = snap["markets"]
     bids = sum(row[2] for _, b, _ in markets for row in b)
     lots = sum(row[2] for _, _, s in markets for row in s)
     return bids, lots
@@ -215,13 +223,19 @@ def could_trade(bid: list[Any], lot: list[Any]) -> bool:
 def check_step(seed: int, step: int, engine: Engine, ref: ReferenceEngine, ledger: Ledger) -> None:
     where = f"seed={seed} step={step}"
     snap = engine.snapshot()
-    markets: list[Any] = snap["markets"]  # type: ignore[assignment]
+    markets: list[Any] = snap["markets"]
     got = {m: ([tuple(r) for r in b], [tuple(r) for r in s]) for m, b, s in markets}
     assert got == ref.resting(), where
     for market, bids, lots in markets:
         for bid in bids:
             for lot in lots:
                 assert not could_trade(bid, lot), f"{where}: {market} crossed: {bid} x {lot}"
+    for bidder in sorted({r[0] for r in RECYCLERS}):
+        _, reserved, available = engine.buying_power(PrincipalId(bidder))
+        assert available >= 0, f"{where}: {bidder} has negative buying power"
+        assert reserved * 10_000_000 >= ref.reserved_units(bidder) > (reserved - 1) * 10_000_000, (
+            where
+        )
     t = ledger.totals
     bids_resting, lots_resting = resting_by_side(engine)
     assert t["bid_posted"] == t["traded"] + bids_resting + t["bid_cancelled"] + t["bid_expired"], (
@@ -280,5 +294,7 @@ def test_streams_exercise_every_rule() -> None:
         "bid_cancelled:below_min_lot", "lot_cancelled:owner", "lot_cancelled:unsold_remainder",
         "rejected:no_buyer", "rejected:duplicate_id", "rejected:bid_not_found",
         "rejected:lot_not_found", "rejected:invalid_value", "rejected:unknown_market",
+        "rejected:insufficient_buying_power", "rejected:illegal_transition",
+        "buying_power_changed", "lot_state_changed",
     }  # fmt: skip
     assert wanted <= seen, sorted(wanted - seen)

@@ -17,15 +17,18 @@ from auction.messages import (
     BidAmended,
     BidExpired,
     BidPlaced,
+    BuyingPowerChanged,
     CancelBid,
     CancelLot,
     ExpireDue,
     LotCancelled,
     LotExpired,
     LotPosted,
+    LotStateChanged,
     PlaceBid,
     Rejected,
     SellLot,
+    SetBuyingPower,
     Traded,
 )
 from auction.types import MarketId, OrderId, OrgId, PrincipalId
@@ -69,9 +72,15 @@ def rejected(events: list[AnyEvent]) -> str | None:
     return last.code if isinstance(last, Rejected) else None
 
 
+def funded(e: Engine, *bidders: str, limit_fen: int = 10**12) -> Engine:
+    for b in bidders:
+        e.apply(SetBuyingPower(bidder=PrincipalId(b), limit_fen=limit_fen), T0)
+    return e
+
+
 @pytest.fixture
 def engine() -> Engine:
-    e = Engine()
+    e = funded(Engine(), "ra", "rb", "rc", "rd")
     e.apply(bid(1, "ra", 1_000_000, 2000), T0)
     e.apply(bid(2, "rb", 1_010_000, 500), T0)
     e.apply(bid(3, "rc", 1_010_000, 1500, min_lot=600), T0)
@@ -82,8 +91,7 @@ def test_one_click_takes_the_best_bid_that_can_take_the_lot_whole(engine: Engine
     events = engine.apply(lot(10, "s1", 800), T0)
     # bid 2 is best and oldest at 10,100 but holds only 500 kg; bid 3 takes it whole
     assert trades(events) == [(3, 10, 1_010_000, 800)]
-    t = events[-1]
-    assert isinstance(t, Traded)
+    t = next(e for e in events if isinstance(e, Traded))
     assert (t.buyer, t.seller, t.aggressor) == ("rc", "s1", "sell")
     assert (t.bid_remaining_kg, t.lot_remaining_kg) == (700, 0)
     assert t.amount_fen == 808_000  # ¥10,100/t x 0.8 t = ¥8,080
@@ -104,7 +112,7 @@ def test_no_buyer_is_refused_cleanly_or_rests_at_the_floor(engine: Engine) -> No
     assert "no buyer" in events[-1].detail
     assert engine.state_hash() == before
     events = engine.apply(lot(11, "s1", 5000, floor=990_000, rest=True), T0)
-    assert [type(e) for e in events] == [LotPosted]
+    assert [type(e) for e in events] == [LotPosted, LotStateChanged]
     book = engine.book(M)
     assert book is not None and book.best_price(1) == 990_000
     # a bid big enough arrives and trades at the lot's (resting) price
@@ -119,8 +127,8 @@ def test_partial_lot_sweeps_and_releases_the_rest(engine: Engine) -> None:
         (3, 10, 1_010_000, 1500),
         (1, 10, 1_000_000, 2000),
     ]
-    assert isinstance(events[-1], LotCancelled)
-    assert (events[-1].remaining_kg, events[-1].reason) == (1000, "unsold_remainder")
+    cancelled = [e for e in events if isinstance(e, LotCancelled)]
+    assert [(c.remaining_kg, c.reason) for c in cancelled] == [(1000, "unsold_remainder")]
 
 
 def test_no_trade_within_one_organisation(engine: Engine) -> None:
@@ -189,7 +197,7 @@ def test_bad_commands_are_refused_and_change_nothing(
 
 
 def test_expiry_happens_at_the_injected_time_first() -> None:
-    e = Engine()
+    e = funded(Engine(), "ra")
     e.apply(bid(1, "ra", 1_000_000, 500, expires_at=T0 + timedelta(minutes=5)), T0)
     e.apply(lot(2, "s1", 100, floor=990_000, rest=True), T0 + timedelta(minutes=1))
     assert e.next_expiry() == T0 + timedelta(minutes=5)
@@ -209,9 +217,31 @@ def test_lots_expire_too() -> None:
         T0,
     )  # fmt: skip
     events = e.apply(ExpireDue(), T0 + timedelta(hours=2))
+    at = T0 + timedelta(hours=2)
     assert events == [
-        LotExpired(at=T0 + timedelta(hours=2), lot_id=OrderId(1), market=M, remaining_kg=100)
-    ]
+        LotExpired(at=at, lot_id=OrderId(1), market=M, remaining_kg=100),
+        LotStateChanged(
+            at=at, lot_id=OrderId(1), market=M, owner=PrincipalId("s"),
+            from_state="open", to_state="expired", move="expire",
+        ),
+    ]  # fmt: skip
+
+
+def test_standing_bids_need_buying_power() -> None:
+    e = Engine()
+    assert rejected(e.apply(bid(1, "ra", 1_000_000, 1000), T0)) == "insufficient_buying_power"
+    # 10% of ¥10,000/t x 1 t = ¥1,000 = 100,000 fen
+    funded(e, "ra", limit_fen=99_999)
+    assert rejected(e.apply(bid(2, "ra", 1_000_000, 1000), T0)) == "insufficient_buying_power"
+    funded(e, "ra", limit_fen=100_000)
+    events = e.apply(bid(3, "ra", 1_000_000, 1000), T0)
+    assert isinstance(events[-1], BuyingPowerChanged)
+    assert (events[-1].reserved_fen, events[-1].available_fen) == (100_000, 0)
+    # a trade at the bid's price moves the deposit from the bid to the trade
+    e.apply(lot(4, "s1", 400), T0)
+    assert e.buying_power(PrincipalId("ra")) == (100_000, 100_000, 0)
+    e.apply(CancelBid(bid_id=OrderId(3), owner=PrincipalId("ra")), T0)
+    assert e.buying_power(PrincipalId("ra")) == (100_000, 40_000, 60_000)
 
 
 def test_time_never_goes_backwards() -> None:
@@ -265,7 +295,7 @@ def test_demo_runs() -> None:
 
 
 def test_events_encode_to_json() -> None:
-    e = Engine()
+    e = funded(Engine(), "ra")
     events = e.apply(bid(1, "ra", 1_000_000, 10), T0)
     assert isinstance(events[0], BidPlaced)
     wire = msgspec.json.decode(msgspec.json.encode(events[0]))
