@@ -68,6 +68,7 @@ from auction.messages import (
     SetBuyingPower,
     StartAuction,
     Traded,
+    WithdrawOffer,
 )
 from auction.money import amount_fen
 from auction.sales import Sales
@@ -151,6 +152,8 @@ class Engine(Sales):
                 self._accept_counter(command, now, events)
             case RejectOffer():
                 self._reject_offer(command, now, events)
+            case WithdrawOffer():
+                self._withdraw_offer(command, now, events)
             case SetBuyingPower():
                 self._bp.set_limit(command.bidder, command.limit_fen)
                 self._touched.add(command.bidder)

@@ -187,6 +187,13 @@ class RejectOffer(Command, frozen=True, tag="reject_offer"):
     owner: PrincipalId
 
 
+class WithdrawOffer(Command, frozen=True, tag="withdraw_offer"):
+    """The bidder takes its offer back (an offer binds only once the store accepts it)."""
+
+    offer_id: OrderId
+    bidder: PrincipalId
+
+
 class SetBuyingPower(Command, frozen=True, tag="set_buying_power"):
     """An admin sets a recycler's buying-power limit (it cannot go below what is reserved)."""
 
@@ -212,6 +219,7 @@ AnyCommand = (
     | AcceptOffer
     | AcceptCounter
     | RejectOffer
+    | WithdrawOffer
     | SetBuyingPower
 )
 
@@ -396,7 +404,7 @@ class OfferChanged(Event, frozen=True, tag="offer_changed"):
     offer_id: OrderId
     lot_id: OrderId
     bidder: PrincipalId
-    status: Literal["made", "countered", "accepted", "rejected", "expired", "void"]
+    status: Literal["made", "countered", "accepted", "rejected", "withdrawn", "expired", "void"]
     price_fen_per_t: int
     counter_price_fen_per_t: int | None
     expires_at: datetime

@@ -38,6 +38,7 @@ from auction.messages import (
     RejectOffer,
     ResultDecided,
     StartAuction,
+    WithdrawOffer,
 )
 from auction.money import amount_fen
 from auction.state import EngineState, Lot, Offer, check_expiry, check_price, check_weight
@@ -299,7 +300,7 @@ class Sales(EngineState):
             self._award(lot, leader.bidder, leader.org, price, "auction", now, events)
             self._move(lot, "award", now, events)
             return
-        accept_by = now + timedelta(seconds=auction.rules.acceptance_window_s)
+        accept_by = auction.closes_at + timedelta(seconds=auction.rules.acceptance_window_s)
         auction.accept_by = accept_by
         events.append(
             AuctionClosed(
@@ -479,6 +480,10 @@ class Sales(EngineState):
     def _reject_offer(self, c: RejectOffer, now: datetime, events: list[AnyEvent]) -> None:
         lot, offer = self._open_offer(c.offer_id, c.owner, store=True)
         self._end_offer(lot, offer, "rejected", now, events)
+
+    def _withdraw_offer(self, c: WithdrawOffer, now: datetime, events: list[AnyEvent]) -> None:
+        lot, offer = self._open_offer(c.offer_id, c.bidder, store=False)
+        self._end_offer(lot, offer, "withdrawn", now, events)
 
     def _end_offer(
         self, lot: Lot, offer: Offer, status: str, now: datetime, events: list[AnyEvent]

@@ -61,7 +61,9 @@ class Offer(msgspec.Struct, gc=False):
     org: OrgId
     price: int
     expires_at: datetime
-    status: Literal["made", "countered", "accepted", "rejected", "expired", "void"] = "made"
+    status: Literal["made", "countered", "accepted", "rejected", "withdrawn", "expired", "void"] = (
+        "made"
+    )
     counter: int | None = None
 
 
