@@ -36,6 +36,7 @@ CODES: Final[dict[str, tuple[int, str]]] = {
     "insufficient_buying_power": (422, "Not enough buying power"),
     "self_dealing_forbidden": (403, "You cannot bid on your own organisation's lot"),
     "offer_open": (409, "You already have an open offer on this lot"),
+    "overloaded": (503, "The engine is busy"),
 }
 
 
