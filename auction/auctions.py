@@ -62,21 +62,19 @@ class Auction(msgspec.Struct):
     seq: int = 0
     accept_by: datetime | None = None
 
+    visible: int | None = None  # kept by ``place``: the visible price
+    next_min: int = 0  # kept by ``place``: the minimum next bid
+
+    def __post_init__(self) -> None:
+        self.next_min = self.start_price
+
     # -- prices ------------------------------------------------------------------------
 
     def visible_price(self) -> int | None:
-        leader = self.leader
-        if leader is None:
-            return None
-        return visible_price(
-            leader.max_price, self.runner_up, self.start_price, self.reserve, self.rules
-        )
+        return self.visible
 
     def min_next_bid(self) -> int:
-        price = self.visible_price()
-        if price is None:
-            return self.start_price
-        return price + self.rules.increment(price)
+        return self.next_min
 
     def reserve_met(self) -> bool:
         return self.leader is not None and (
@@ -105,18 +103,25 @@ class Auction(msgspec.Struct):
             mine.max_price = max_price
             mine.seq = self.seq
             mine.auto = auto
+        displaced = None
         if leader is None:
             self.leader = mine
-            return None
-        if leader is mine:
-            return None  # the leader raised its own maximum
-        if max_price > leader.max_price:
+        elif leader is mine:
+            pass  # the leader raised its own maximum
+        elif max_price > leader.max_price:
             self.runner_up = leader.max_price
             self.leader = mine
-            return leader
-        if self.runner_up is None or max_price > self.runner_up:
+            displaced = leader
+        elif self.runner_up is None or max_price > self.runner_up:
             self.runner_up = max_price
-        return None
+        top = self.leader
+        assert top is not None
+        price = visible_price(
+            top.max_price, self.runner_up, self.start_price, self.reserve, self.rules
+        )
+        self.visible = price
+        self.next_min = price + self.rules.increment(price)
+        return displaced
 
     def extend_for_leader_change(self, now: datetime) -> bool:
         """Soft close after a change of leader at ``now``; True if the close moved."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -83,6 +84,28 @@ class Engine(Sales):
 
     def __init__(self, catalogue: Catalogue | None = None) -> None:
         super().__init__(catalogue)
+        # one handler per command type: a dict lookup instead of a chain of isinstance
+        self._handlers: dict[type[Command], Callable[[Any, datetime, list[AnyEvent]], None]] = {
+            PlaceBid: self._place_bid,
+            SellLot: self._sell_lot,
+            AuctionBid: self._auction_bid,
+            AmendBid: self._amend_bid,
+            CancelBid: self._cancel_bid,
+            CancelLot: self._cancel_lot,
+            ExpireDue: self._expire_due,
+            StartAuction: self._start_auction,
+            BuyNow: self._buy_now,
+            AcceptResult: self._accept_result,
+            DeclineResult: self._decline_result,
+            InviteOffers: self._invite_offers,
+            MakeOffer: self._make_offer,
+            CounterOffer: self._counter_offer,
+            AcceptOffer: self._accept_offer,
+            AcceptCounter: self._accept_counter,
+            RejectOffer: self._reject_offer,
+            WithdrawOffer: self._withdraw_offer,
+            SetBuyingPower: self._set_buying_power,
+        }
 
     # -- the one entry point -----------------------------------------------------------
 
@@ -93,11 +116,15 @@ class Engine(Sales):
             raise InvariantBroken(f"time went backwards: {now} < {self._now}")
         self._now = now
         events: list[AnyEvent] = []
-        self._fire_deadlines(now, events)
-        self._buying_power_events(now, events)
+        if self._deadlines and self._deadlines[0][0] <= now:
+            self._fire_deadlines(now, events)
+            self._buying_power_events(now, events)
         mark = len(events)
+        handler = self._handlers.get(type(command))
+        if handler is None:
+            raise InvariantBroken(f"unknown command {command!r}")
         try:
-            self._dispatch(command, now, events)
+            handler(command, now, events)
         except ClientError as err:
             if len(events) > mark or self._touched:
                 raise InvariantBroken(
@@ -113,52 +140,18 @@ class Engine(Sales):
                 )
             )
             return events
-        self._buying_power_events(now, events)
+        if self._touched:
+            self._buying_power_events(now, events)
         return events
 
-    def _dispatch(self, command: AnyCommand, now: datetime, events: list[AnyEvent]) -> None:
-        match command:
-            case PlaceBid():
-                self._place_bid(command, now, events)
-            case SellLot():
-                self._sell_lot(command, now, events)
-            case AuctionBid():
-                self._auction_bid(command, now, events)
-            case AmendBid():
-                self._amend_bid(command, now, events)
-            case CancelBid():
-                self._cancel_bid(command, now, events)
-            case CancelLot():
-                self._cancel_lot(command, now, events)
-            case ExpireDue():
-                pass
-            case StartAuction():
-                self._start_auction(command, now, events)
-            case BuyNow():
-                self._buy_now(command, now, events)
-            case AcceptResult():
-                self._accept_result(command, now, events)
-            case DeclineResult():
-                self._decline_result(command, now, events)
-            case InviteOffers():
-                self._invite_offers(command, now, events)
-            case MakeOffer():
-                self._make_offer(command, now, events)
-            case CounterOffer():
-                self._counter_offer(command, now, events)
-            case AcceptOffer():
-                self._accept_offer(command, now, events)
-            case AcceptCounter():
-                self._accept_counter(command, now, events)
-            case RejectOffer():
-                self._reject_offer(command, now, events)
-            case WithdrawOffer():
-                self._withdraw_offer(command, now, events)
-            case SetBuyingPower():
-                self._bp.set_limit(command.bidder, command.limit_fen)
-                self._touched.add(command.bidder)
-            case _:
-                raise InvariantBroken(f"unknown command {command!r}")
+    def _set_buying_power(
+        self, command: SetBuyingPower, now: datetime, events: list[AnyEvent]
+    ) -> None:
+        self._bp.set_limit(command.bidder, command.limit_fen)
+        self._touched.add(command.bidder)
+
+    def _expire_due(self, command: ExpireDue, now: datetime, events: list[AnyEvent]) -> None:
+        """Nothing to do: due deadlines fire before every command."""
 
     # -- queries -----------------------------------------------------------------------
 

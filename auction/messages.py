@@ -355,6 +355,15 @@ class AuctionBidAccepted(Event, frozen=True, tag="auction_bid_accepted"):
     leader: PrincipalId
 
 
+class LeaderChanged(Event, frozen=True, tag="leader_changed"):
+    """The auction has a new leader (``previous`` is None for the first one)."""
+
+    lot_id: OrderId
+    leader: PrincipalId
+    previous: PrincipalId | None
+    visible_price_fen_per_t: int
+
+
 class Outbid(Event, frozen=True, tag="outbid"):
     lot_id: OrderId
     bidder: PrincipalId
@@ -433,6 +442,7 @@ AnyEvent = (
     | LotStateChanged
     | AuctionStarted
     | AuctionBidAccepted
+    | LeaderChanged
     | Outbid
     | AuctionExtended
     | AuctionClosed

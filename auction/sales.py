@@ -32,6 +32,7 @@ from auction.messages import (
     CounterOffer,
     DeclineResult,
     InviteOffers,
+    LeaderChanged,
     MakeOffer,
     OfferChanged,
     Outbid,
@@ -215,6 +216,16 @@ class Sales(EngineState):
                 leader=leader.bidder,
             )
         )
+        if changed:
+            events.append(
+                LeaderChanged(
+                    at=now,
+                    lot_id=auction.lot_id,
+                    leader=leader.bidder,
+                    previous=before.bidder if before is not None else None,
+                    visible_price_fen_per_t=visible,
+                )
+            )
         if displaced is not None:
             events.append(
                 Outbid(

@@ -129,6 +129,8 @@ class EngineState:
             self._touched.add(held[0])
 
     def _buying_power_events(self, now: datetime, events: list[AnyEvent]) -> None:
+        if not self._touched:
+            return
         for bidder in sorted(self._touched):
             limit, reserved, available = self._bp.summary(bidder)
             events.append(

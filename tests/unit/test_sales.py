@@ -30,6 +30,7 @@ from auction.messages import (
     DeclineResult,
     ExpireDue,
     InviteOffers,
+    LeaderChanged,
     LotStateChanged,
     MakeOffer,
     OfferChanged,
@@ -158,6 +159,7 @@ def test_proxy_bidding_visible_price_follows_the_runner_up() -> None:
     a = accepted(events)
     # above ¥10,000/t the increment is ¥50: 1,050,000 + 5,000, within rb's maximum
     assert (a.leading, a.visible_price_fen_per_t) == (True, 1_055_000)
+    assert [(c.leader, c.previous) for c in of(LeaderChanged, events)] == [("rb", "ra")]
     assert [(o.bidder, o.by) for o in of(Outbid, events)] == [("ra", "rb")]
 
 
