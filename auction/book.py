@@ -181,6 +181,7 @@ class Book:
                 order.qty = self._sweep_plain(order, keys, self._levels[BUY], -key, fills)
         if not order.qty:
             return
+        # ``rest`` inlined (less its constraint count): this is the hot path of a plain flow
         levels = self._levels[side]
         level = levels.get(key)
         if level is None:

@@ -73,7 +73,7 @@ from auction.messages import (
 )
 from auction.money import amount_fen
 from auction.sales import Sales
-from auction.state import Entry, Kind, Lot, check_expiry, check_price, check_weight
+from auction.state import Entry, Lot, check_expiry, check_price, check_weight
 from auction.types import MarketId, OrderId, PrincipalId, TradeId
 
 __all__ = ["Engine", "Entry"]
@@ -170,9 +170,6 @@ class Engine(Sales):
     def buying_power(self, bidder: PrincipalId) -> tuple[int, int, int]:
         """``(limit_fen, reserved_fen, available_fen)``."""
         return self._bp.summary(bidder)
-
-    def next_expiry(self) -> datetime | None:
-        return self.next_deadline()
 
     def snapshot(self) -> dict[str, Any]:
         """The canonical state, in a fixed order: what ``state_hash`` hashes."""
@@ -556,8 +553,7 @@ class Engine(Sales):
 
     def _owned_bid(self, order_id: OrderId, owner: PrincipalId) -> Entry:
         entry = self._entries.get(order_id)
-        kind: Kind = "bid"
-        if entry is None or entry.kind != kind or entry.owner != owner:
+        if entry is None or entry.kind != "bid" or entry.owner != owner:
             raise ClientError("bid_not_found", f"no bid {order_id} of yours is open")
         return entry
 

@@ -399,7 +399,7 @@ class Awarded(Event, frozen=True, tag="awarded"):
     weight_kg: int
     amount_fen: int
     deposit_fen: int
-    via: Literal["auction", "buy_now", "accepted_below_reserve", "offer", "counter"]
+    via: AwardVia
 
 
 class ResultDecided(Event, frozen=True, tag="result_decided"):
@@ -409,11 +409,15 @@ class ResultDecided(Event, frozen=True, tag="result_decided"):
     decision: Literal["accepted", "declined", "lapsed"]
 
 
+OfferStatus = Literal["made", "countered", "accepted", "rejected", "withdrawn", "expired", "void"]
+AwardVia = Literal["auction", "buy_now", "accepted_below_reserve", "offer", "counter"]
+
+
 class OfferChanged(Event, frozen=True, tag="offer_changed"):
     offer_id: OrderId
     lot_id: OrderId
     bidder: PrincipalId
-    status: Literal["made", "countered", "accepted", "rejected", "withdrawn", "expired", "void"]
+    status: OfferStatus
     price_fen_per_t: int
     counter_price_fen_per_t: int | None
     expires_at: datetime

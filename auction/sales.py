@@ -28,6 +28,7 @@ from auction.messages import (
     AuctionExtended,
     AuctionStarted,
     Awarded,
+    AwardVia,
     BuyNow,
     CounterOffer,
     DeclineResult,
@@ -35,6 +36,7 @@ from auction.messages import (
     LeaderChanged,
     MakeOffer,
     OfferChanged,
+    OfferStatus,
     Outbid,
     RejectOffer,
     ResultDecided,
@@ -359,7 +361,7 @@ class Sales(EngineState):
         buyer: PrincipalId,
         buyer_org: OrgId,
         price: int,
-        via: str,
+        via: AwardVia,
         now: datetime,
         events: list[AnyEvent],
     ) -> None:
@@ -380,7 +382,7 @@ class Sales(EngineState):
                 weight_kg=lot.weight_kg,
                 amount_fen=amount_fen(price, lot.weight_kg),
                 deposit_fen=self._bp.deposit_fen(price, lot.weight_kg),
-                via=via,  # type: ignore[arg-type]
+                via=via,
             )
         )
 
@@ -468,7 +470,7 @@ class Sales(EngineState):
         winner: Offer,
         price: int,
         units: int,
-        via: str,
+        via: AwardVia,
         now: datetime,
         events: list[AnyEvent],
     ) -> None:
@@ -497,9 +499,9 @@ class Sales(EngineState):
         self._end_offer(lot, offer, "withdrawn", now, events)
 
     def _end_offer(
-        self, lot: Lot, offer: Offer, status: str, now: datetime, events: list[AnyEvent]
+        self, lot: Lot, offer: Offer, status: OfferStatus, now: datetime, events: list[AnyEvent]
     ) -> None:
-        offer.status = status  # type: ignore[assignment]
+        offer.status = status
         lot.open_offers.remove(offer.offer_id)
         self._release(("offer", int(offer.offer_id)))
         self._offer_event(offer, now, events)

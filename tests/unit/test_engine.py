@@ -200,7 +200,7 @@ def test_expiry_happens_at_the_injected_time_first() -> None:
     e = funded(Engine(), "ra")
     e.apply(bid(1, "ra", 1_000_000, 500, expires_at=T0 + timedelta(minutes=5)), T0)
     e.apply(lot(2, "s1", 100, floor=990_000, rest=True), T0 + timedelta(minutes=1))
-    assert e.next_expiry() == T0 + timedelta(minutes=5)
+    assert e.next_deadline() == T0 + timedelta(minutes=5)
     assert e.apply(ExpireDue(), T0 + timedelta(minutes=4, seconds=59)) == []
     # the lot arrives exactly at the bid's expiry: the bid is gone first, no trade
     events = e.apply(lot(3, "s2", 100), T0 + timedelta(minutes=5))
