@@ -13,6 +13,7 @@ Subcommands:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -20,8 +21,14 @@ from importlib import resources
 
 import msgspec
 
+from auction.db import make_engine
 from auction.demo import run_demo
+from auction.errors import AuctionError
 from auction.flow import FlowError, format_flow, generate_flow, parse_flow, read_flow, replay
+from auction.journal import AuditProblem, Journal
+from auction.migrate import upgrade
+from auction.service import run_engine
+from auction.settings import Settings
 
 
 def _sample_flow_text() -> str:
@@ -60,6 +67,49 @@ def _cmd_demo(_: argparse.Namespace) -> int:
     return _cmd_replay(argparse.Namespace(flow="sample"))
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(database_url=getattr(args, "database_url", None))
+
+
+def _cmd_db_upgrade(args: argparse.Namespace) -> int:
+    async def go() -> None:
+        db = make_engine(_settings(args).database_url)
+        try:
+            await upgrade(db)
+        finally:
+            await db.dispose()
+
+    asyncio.run(go())
+    print("database at the latest revision")
+    return 0
+
+
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    async def go() -> AuditProblem | None:
+        db = make_engine(_settings(args).database_url)
+        try:
+            return await Journal(db).verify_audit()
+        finally:
+            await db.dispose()
+
+    problem = asyncio.run(go())
+    if problem is None:
+        print("audit chain verified")
+        return 0
+    print(f"audit chain broken at row {problem.seq}: {problem.reason}")
+    return 1
+
+
+def _cmd_engine(args: argparse.Namespace) -> int:
+    host, _, port = args.listen.rpartition(":")
+    try:
+        asyncio.run(run_engine(_settings(args), host or "127.0.0.1", int(port)))
+    except AuctionError as err:
+        print(f"auction engine: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="auction", description="Auction and bidding engine for waste lead-acid batteries."
@@ -79,6 +129,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="a short market session through the engine, then a replay")
     p.set_defaults(func=_cmd_demo)
+
+    db_url = "journal database URL (env AUCTION_DATABASE_URL)"
+    p = sub.add_parser("db", help="database maintenance")
+    dbsub = p.add_subparsers(dest="db_command", required=True)
+    q = dbsub.add_parser("upgrade", help="apply the migrations")
+    q.add_argument("--database-url", help=db_url)
+    q.set_defaults(func=_cmd_db_upgrade)
+
+    p = sub.add_parser("audit", help="the hash-chained audit log")
+    asub = p.add_subparsers(dest="audit_command", required=True)
+    q = asub.add_parser("verify", help="check the chain; names the first broken row")
+    q.add_argument("--database-url", help=db_url)
+    q.set_defaults(func=_cmd_audit_verify)
+
+    p = sub.add_parser("engine", help="the engine with its journal and command port")
+    p.add_argument("--listen", default="127.0.0.1:7700", help="HOST:PORT of the command port")
+    p.add_argument("--database-url", help=db_url)
+    p.set_defaults(func=_cmd_engine)
     return parser
 
 

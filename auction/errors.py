@@ -21,6 +21,7 @@ from typing import Final
 CODES: Final[dict[str, tuple[int, str]]] = {
     "invalid_value": (422, "A value is out of range"),
     "invalid_type": (422, "A value has the wrong type"),
+    "malformed_json": (400, "The body is not one valid JSON document"),
     "unknown_field": (422, "The body has a field that is not allowed"),
     "unknown_market": (422, "No such market"),
     "duplicate_id": (409, "That id is already in use"),
@@ -37,6 +38,9 @@ CODES: Final[dict[str, tuple[int, str]]] = {
     "self_dealing_forbidden": (403, "You cannot bid on your own organisation's lot"),
     "offer_open": (409, "You already have an open offer on this lot"),
     "overloaded": (503, "The engine is busy"),
+    "journal_unavailable": (503, "The journal could not be written; try again"),
+    "idempotency_in_flight": (409, "A request with this key is still being applied"),
+    "idempotency_key_reused": (422, "This idempotency key was used for a different request"),
 }
 
 

@@ -1,32 +1,78 @@
-"""The async shell around the pure engine: one writer, a bounded queue, timers.
+"""The async shell around the pure engine: one writer, group commit, timers.
 
 ``Runner`` owns an ``Engine``; nothing else touches it.  Commands arrive through
-``submit`` into a bounded queue and are applied one at a time in arrival order, each
-at the clock's ``now`` (never earlier than the previous one, even if the wall clock
-steps back).  Between commands the runner waits for whichever comes first, the next
-command or the engine's next deadline, through the injected clock, and fires due
-deadlines with ``ExpireDue``: auction closes, soft-close extensions (a close that moved
-is just a later deadline), acceptance lapses and expiries happen on time even when no
-one is trading.  The engine itself never sleeps.
+``submit`` into a bounded queue.  The writer takes whatever is queued (up to
+``max_batch``), applies it in order, each at the clock's ``now`` (never earlier than
+the previous one, even if the wall clock steps back), and writes the batch to the
+journal in **one transaction** (group commit): journal rows for commands that changed
+the engine, their audit rows, idempotency answers and read-table changes.  Only after
+that commit are the callers answered and the events published.  If the commit fails,
+nobody is told "accepted": every caller in the batch gets ``journal_unavailable`` (try
+again), and the engine is rebuilt from the journal before anything else is applied.
 
-The journal (group commit before replying) and batching come with issue 4; this is the
-single-writer and timer skeleton they plug into.
+Between commands the writer waits for whichever comes first, the next command or the
+engine's next deadline, through the injected clock, and fires due deadlines with
+``ExpireDue``: closes, extended closes, lapses and expiries happen on time with nobody
+trading.  The engine itself never sleeps.
+
+Idempotency: a command may carry ``(principal, key)``.  The same key with the same
+decoded command answers the first answer again (``replay=True``) and applies nothing;
+with a different command it is ``idempotency_key_reused``; while the first is still
+queued or being committed it is ``idempotency_in_flight``.  Keys are kept
+``key_retention`` (24 h by default) in the journal database.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import logging
+from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
+import msgspec
+
+from auction import snapshot
 from auction.clock import Clock
+from auction.codec import decode_command, encode_command, fingerprint
 from auction.engine import Engine
-from auction.errors import ClientError
-from auction.messages import AnyCommand, AnyEvent, ExpireDue
+from auction.errors import ClientError, InvariantBroken
+from auction.faults import fault
+from auction.journal import Batch, Journal, audit_hash, from_us, to_us
+from auction.messages import (
+    AnyCommand,
+    AnyEvent,
+    Awarded,
+    BidAmended,
+    BidCancelled,
+    BidExpired,
+    BidPlaced,
+    BuyingPowerChanged,
+    ExpireDue,
+    Rejected,
+    Traded,
+)
+
+log = logging.getLogger("auction.runner")
 
 Publish = Callable[[list[AnyEvent]], None]
 
-_Item = tuple[AnyCommand, "asyncio.Future[list[AnyEvent]]"]
+
+class Answer(msgspec.Struct, frozen=True):
+    """What a caller is told: the journal sequence (None if nothing changed), the events,
+    and whether this is a replay of an earlier answer to the same idempotency key."""
+
+    seq: int | None
+    events: list[AnyEvent]
+    replay: bool = False
+
+
+_answer_encoder = msgspec.json.Encoder()
+_answer_decoder = msgspec.json.Decoder(Answer)
 
 
 class Overloaded(ClientError):
@@ -34,29 +80,144 @@ class Overloaded(ClientError):
         super().__init__("overloaded", "the engine's queue is full; try again shortly")
 
 
+class TryAgain(ClientError):
+    def __init__(self, detail: str = "the journal could not be written; try again") -> None:
+        super().__init__("journal_unavailable", detail)
+
+
+@dataclass
+class _Item:
+    command: AnyCommand
+    future: asyncio.Future[Answer] | None
+    principal: str | None
+    key: str | None
+    fingerprint: str | None
+
+
 class Runner:
     def __init__(
         self,
         engine: Engine,
         clock: Clock,
+        journal: Journal | None = None,
         *,
         max_queue: int = 10_000,
+        max_batch: int = 1_000,
         publish: Publish | None = None,
+        snapshot_path: Path | None = None,
+        snapshot_every: int = 0,
+        key_retention: timedelta = timedelta(hours=24),
     ) -> None:
         self.engine = engine
         self.clock = clock
+        self.journal = journal
         self._queue: asyncio.Queue[_Item] = asyncio.Queue(max_queue)
+        self._max_batch = max_batch
         self._publish = publish
+        self._snapshot_path = snapshot_path
+        self._snapshot_every = snapshot_every
+        self._retention = key_retention
         self._last: datetime | None = None
+        self._seq = 0
+        self._snapshot_seq = 0
+        self._audit_hash = ""
+        self._healthy = True
+        self._keys: dict[tuple[str, str], str] = {}  # committed keys -> fingerprint
+        self._answers: OrderedDict[tuple[str, str], bytes] = OrderedDict()  # recent ones
+        self._inflight: dict[tuple[str, str], str] = {}
 
-    async def submit(self, command: AnyCommand) -> list[AnyEvent]:
-        """Queue ``command``; returns its events once applied.  ``Overloaded`` if full."""
-        future: asyncio.Future[list[AnyEvent]] = asyncio.get_running_loop().create_future()
+    # -- start-up ----------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, journal: Journal, clock: Clock, **kwargs: Any) -> Runner:
+        """A runner whose engine is rebuilt from the snapshot (if whole) and the journal."""
+        runner = cls(Engine(), clock, journal, **kwargs)
+        await runner.recover()
+        since = to_us(clock.now() - runner._retention)
+        for principal, key, fp in await journal.idempotency_keys(since):
+            runner._keys[(principal, key)] = fp
+        return runner
+
+    async def recover(self) -> None:
+        """Rebuild the engine: the snapshot if there is a whole one, then the journal."""
+        assert self.journal is not None
+        engine, seq = Engine(), 0
+        if self._snapshot_path is not None:
+            snap = snapshot.read(self._snapshot_path)
+            if snap is not None:
+                seq, engine = snap
+        last = await self.journal.last_seq()
+        if seq > last:
+            raise InvariantBroken(f"the snapshot is at {seq}, past the journal's end at {last}")
+        at = None
+        async for rows in self.journal.rows(after=seq):
+            for row_seq, at_us, command in rows:
+                if row_seq != seq + 1:
+                    raise InvariantBroken(f"journal gap: {seq} is followed by {row_seq}")
+                at = from_us(at_us)
+                engine.apply(decode_command(command), at)
+                seq = row_seq
+        self.engine = engine
+        self._seq = seq
+        self._snapshot_seq = seq if self._snapshot_path and self._snapshot_every else 0
+        self._audit_hash = await self.journal.last_audit_hash()
+        if at is not None:
+            self._last = at
+        elif self.engine._now is not None:
+            self._last = self.engine._now
+        self._healthy = True
+
+    # -- the front door ----------------------------------------------------------------
+
+    async def submit(
+        self, command: AnyCommand, *, principal: str | None = None, key: str | None = None
+    ) -> Answer:
+        """Apply ``command`` (through the queue); returns once it is durable."""
+        if not self._healthy:
+            raise TryAgain()
+        ik = (principal or "", key) if key is not None else None
+        fp = None
+        if ik is not None:
+            fp = fingerprint(command)
+            if ik in self._inflight:
+                raise ClientError(
+                    "idempotency_in_flight", "a request with this key is still being applied"
+                )
+            known = self._keys.get(ik)
+            if known is not None:
+                if known != fp:
+                    raise ClientError(
+                        "idempotency_key_reused",
+                        "this idempotency key was used for a different request",
+                    )
+                return await self._replay(ik)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Answer] = loop.create_future()
+        item = _Item(command, future, principal, key, fp)
         try:
-            self._queue.put_nowait((command, future))
+            self._queue.put_nowait(item)
         except asyncio.QueueFull:
             raise Overloaded() from None
-        return await future
+        if ik is not None and fp is not None:
+            self._inflight[ik] = fp
+        try:
+            return await future
+        finally:
+            if ik is not None:
+                self._inflight.pop(ik, None)
+
+    async def _replay(self, ik: tuple[str, str]) -> Answer:
+        raw = self._answers.get(ik)
+        if raw is None:
+            assert self.journal is not None
+            stored = await self.journal.idempotent_answer(*ik)
+            if stored is None:
+                raise InvariantBroken(f"idempotency key {ik} is known but has no answer")
+            raw = stored[1].encode()
+        first = _answer_decoder.decode(raw)
+        return Answer(first.seq, first.events, replay=True)
+
+    # -- the writer --------------------------------------------------------------------
 
     def _now(self) -> datetime:
         now = self.clock.now()
@@ -65,28 +226,216 @@ class Runner:
         self._last = now
         return now
 
-    def _apply(self, command: AnyCommand) -> list[AnyEvent]:
-        events = self.engine.apply(command, self._now())
-        if events and self._publish is not None:
-            self._publish(events)
-        return events
-
     async def run(self) -> None:
-        """Apply commands and fire deadlines until cancelled."""
+        """Apply batches and fire deadlines until cancelled."""
         while True:
-            item = await self._next_item()
-            if item is None:
-                self._apply(ExpireDue())
+            if not self._healthy:
+                await self._heal()
                 continue
-            command, future = item
+            first = await self._next_item()
+            items = [first] if first is not None else [_Item(ExpireDue(), None, None, None, None)]
+            while len(items) < self._max_batch and not self._queue.empty():
+                items.append(self._queue.get_nowait())
+            await self._apply_batch(items)
+
+    async def _apply_batch(self, items: list[_Item]) -> None:
+        batch = Batch()
+        answers: list[tuple[_Item, Answer]] = []
+        published: list[AnyEvent] = []
+        for item in items:
+            now = self._now()
+            events = self.engine.apply(item.command, now)
+            changed = bool(events) and not (len(events) == 1 and isinstance(events[0], Rejected))
+            seq = None
+            if changed and self.journal is not None:
+                seq = self._journal_row(batch, item, now, events)
+            answer = Answer(seq, events)
+            if self.journal is not None and item.key is not None and item.fingerprint:
+                batch.idempotency.append(
+                    {
+                        "principal": item.principal or "",
+                        "key": item.key,
+                        "fingerprint": item.fingerprint,
+                        "seq": seq,
+                        "answer": _answer_encoder.encode(answer).decode(),
+                        "created_us": to_us(now),
+                    }
+                )
+            answers.append((item, answer))
+            published.extend(events)
+        if self.journal is not None and batch:
             try:
-                events = self._apply(command)
-            except Exception as err:  # a broken invariant: tell the caller, stop the writer
-                if not future.done():
-                    future.set_exception(err)
+                fault("before_commit")
+                await self.journal.commit(batch)
+                fault("after_commit")
+            except Exception as err:
+                log.error("journal commit failed, refusing the batch: %r", err)
+                for item, _ in answers:
+                    if item.future is not None and not item.future.done():
+                        item.future.set_exception(TryAgain())
+                self._healthy = False
+                return
+            for row in batch.idempotency:
+                ik = (row["principal"], row["key"])
+                self._keys[ik] = row["fingerprint"]
+                self._answers[ik] = row["answer"].encode()
+                if len(self._answers) > 10_000:
+                    self._answers.popitem(last=False)
+        for item, answer in answers:
+            if item.future is not None and not item.future.done():
+                item.future.set_result(answer)
+        if published and self._publish is not None:
+            self._publish(published)
+        self._maybe_snapshot()
+
+    def _journal_row(self, batch: Batch, item: _Item, now: datetime, events: list[AnyEvent]) -> int:
+        self._seq += 1
+        seq = self._seq
+        command = encode_command(item.command).decode()
+        at_us = to_us(now)
+        action = str(type(item.command).__struct_config__.tag)
+        digest = hashlib.sha256(command.encode()).hexdigest()
+        new_hash = audit_hash(self._audit_hash, seq, at_us, item.principal, action, digest)
+        batch.journal.append(
+            {
+                "seq": seq,
+                "at_us": at_us,
+                "principal": item.principal,
+                "idem_key": item.key,
+                "command": command,
+            }
+        )
+        batch.audit.append(
+            {
+                "seq": seq,
+                "at_us": at_us,
+                "principal": item.principal,
+                "action": action,
+                "digest": digest,
+                "prev_hash": self._audit_hash,
+                "hash": new_hash,
+            }
+        )
+        self._audit_hash = new_hash
+        self._project(batch, events, seq, at_us)
+        return seq
+
+    def _project(self, batch: Batch, events: list[AnyEvent], seq: int, at_us: int) -> None:
+        """Read-table changes for ``events`` (the engine's state is just after them)."""
+        for ev in events:
+            lot_id = getattr(ev, "lot_id", None)
+            if lot_id is not None:
+                lot = self.engine.lot(lot_id)
+                if lot is not None:
+                    batch.lots[lot_id] = {
+                        "lot_id": lot_id,
+                        "market": lot.market,
+                        "owner": lot.owner,
+                        "org": lot.org,
+                        "weight_kg": lot.weight_kg,
+                        "kind": lot.kind,
+                        "state": lot.state,
+                        "updated_seq": seq,
+                    }
+            match ev:
+                case BidPlaced():
+                    batch.new_bids[ev.bid_id] = {
+                        "bid_id": ev.bid_id,
+                        "market": ev.market,
+                        "owner": ev.owner,
+                        "org": ev.org,
+                        "price_fen_per_t": ev.price_fen_per_t,
+                        "open_kg": ev.qty_kg,
+                        "min_lot_kg": ev.min_lot_kg,
+                        "state": "open",
+                        "updated_seq": seq,
+                    }
+                case BidAmended():
+                    self._bid_change(batch, ev.bid_id, seq, ev.qty_kg, "open", ev.price_fen_per_t)
+                case Traded():
+                    left = ev.bid_remaining_kg
+                    state = "open" if left else "filled"
+                    self._bid_change(batch, ev.bid_id, seq, left, state, None)
+                    batch.trades.append(
+                        {
+                            "trade_id": ev.trade_id,
+                            "seq": seq,
+                            "at_us": at_us,
+                            "market": ev.market,
+                            "bid_id": ev.bid_id,
+                            "lot_id": ev.lot_id,
+                            "buyer": ev.buyer,
+                            "seller": ev.seller,
+                            "price_fen_per_t": ev.price_fen_per_t,
+                            "weight_kg": ev.weight_kg,
+                            "amount_fen": ev.amount_fen,
+                        }
+                    )
+                case BidCancelled():
+                    self._bid_change(batch, ev.bid_id, seq, 0, "cancelled", None)
+                case BidExpired():
+                    self._bid_change(batch, ev.bid_id, seq, 0, "expired", None)
+                case Awarded():
+                    batch.awards.append(
+                        {
+                            "lot_id": ev.lot_id,
+                            "seq": seq,
+                            "at_us": at_us,
+                            "market": ev.market,
+                            "buyer": ev.buyer,
+                            "seller": ev.seller,
+                            "price_fen_per_t": ev.price_fen_per_t,
+                            "weight_kg": ev.weight_kg,
+                            "amount_fen": ev.amount_fen,
+                            "deposit_fen": ev.deposit_fen,
+                            "via": ev.via,
+                        }
+                    )
+                case BuyingPowerChanged():
+                    batch.buying_power[ev.bidder] = {
+                        "bidder": ev.bidder,
+                        "limit_fen": ev.limit_fen,
+                        "reserved_fen": ev.reserved_fen,
+                        "available_fen": ev.available_fen,
+                        "updated_seq": seq,
+                    }
+                case _:
+                    pass
+
+    @staticmethod
+    def _bid_change(
+        batch: Batch, bid_id: int, seq: int, open_kg: int, state: str, price: int | None
+    ) -> None:
+        row = batch.new_bids.get(bid_id)
+        if row is None:
+            row = batch.bid_updates.setdefault(bid_id, {"price_fen_per_t": None})
+        row["open_kg"] = open_kg
+        row["state"] = state
+        row["updated_seq"] = seq
+        if price is not None:
+            row["price_fen_per_t"] = price
+
+    def _maybe_snapshot(self) -> None:
+        if not self._snapshot_path or not self._snapshot_every:
+            return
+        if self._seq - self._snapshot_seq >= self._snapshot_every:
+            snapshot.write(self._snapshot_path, self.engine, self._seq)
+            self._snapshot_seq = self._seq
+
+    async def _heal(self) -> None:
+        """After a failed commit: rebuild from the journal once the database answers."""
+        delay = 0.05
+        while True:
+            try:
+                await self.recover()
+                log.warning("journal reachable again; engine rebuilt at seq %d", self._seq)
+                return
+            except InvariantBroken:
                 raise
-            if not future.done():
-                future.set_result(events)
+            except Exception as err:
+                log.error("journal still unavailable: %r", err)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def _next_item(self) -> _Item | None:
         """The next command, or None when a deadline is due first."""

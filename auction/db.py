@@ -1,0 +1,182 @@
+"""The SQL schema and the database connection.  The journal is the system of record.
+
+Tables:
+
+* ``journal``: one row per command that changed the engine, with the writer's gapless
+  sequence number, the instant it was applied and the command as JSON.  Append-only.
+* ``audit``: one row per journal row, hash-chained (each row's hash covers the previous
+  row's hash), written in the same transaction.
+* ``idempotency``: (principal, key) -> fingerprint of the decoded command and the first
+  answer; kept at least 24 h.
+* read tables written from the events in the same transaction: ``bids``, ``lots``,
+  ``trades``, ``awards``, ``buying_power``.
+
+Times are stored as integer microseconds since the epoch (UTC), so that SQLite and
+PostgreSQL compare and sort them the same way.
+
+Durability: SQLite runs in WAL mode with ``synchronous=FULL`` (every commit is on disk
+before it returns); PostgreSQL must have ``fsync`` and ``synchronous_commit`` on.  Start-up
+refuses settings that lose committed data unless ``allow_unsafe`` says so (development).
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from sqlalchemy import BigInteger, Index, String, Table, Text, event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from auction.errors import AuctionError
+
+
+class UnsafeDatabase(AuctionError):
+    """The database is configured to lose committed data."""
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class JournalRow(Base):
+    __tablename__ = "journal"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at_us: Mapped[int] = mapped_column(BigInteger)
+    principal: Mapped[str | None] = mapped_column(String(200))
+    idem_key: Mapped[str | None] = mapped_column(String(255))
+    command: Mapped[str] = mapped_column(Text)
+
+
+class AuditRow(Base):
+    __tablename__ = "audit"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at_us: Mapped[int] = mapped_column(BigInteger)
+    principal: Mapped[str | None] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64))  # sha256 of the journal row's command
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class IdempotencyRow(Base):
+    __tablename__ = "idempotency"
+    principal: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    answer: Mapped[str] = mapped_column(Text)
+    created_us: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class BidRow(Base):
+    __tablename__ = "bids"
+    bid_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    market: Mapped[str] = mapped_column(String(64), index=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    org: Mapped[str] = mapped_column(String(200))
+    price_fen_per_t: Mapped[int] = mapped_column(BigInteger)
+    open_kg: Mapped[int] = mapped_column(BigInteger)
+    min_lot_kg: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(32))
+    updated_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class LotRow(Base):
+    __tablename__ = "lots"
+    lot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    market: Mapped[str] = mapped_column(String(64), index=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    org: Mapped[str] = mapped_column(String(200))
+    weight_kg: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(32), index=True)
+    updated_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class TradeRow(Base):
+    __tablename__ = "trades"
+    trade_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    at_us: Mapped[int] = mapped_column(BigInteger)
+    market: Mapped[str] = mapped_column(String(64), index=True)
+    bid_id: Mapped[int] = mapped_column(BigInteger)
+    lot_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    buyer: Mapped[str] = mapped_column(String(200), index=True)
+    seller: Mapped[str] = mapped_column(String(200), index=True)
+    price_fen_per_t: Mapped[int] = mapped_column(BigInteger)
+    weight_kg: Mapped[int] = mapped_column(BigInteger)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+
+
+class AwardRow(Base):
+    __tablename__ = "awards"
+    lot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    at_us: Mapped[int] = mapped_column(BigInteger)
+    market: Mapped[str] = mapped_column(String(64), index=True)
+    buyer: Mapped[str] = mapped_column(String(200), index=True)
+    seller: Mapped[str] = mapped_column(String(200), index=True)
+    price_fen_per_t: Mapped[int] = mapped_column(BigInteger)
+    weight_kg: Mapped[int] = mapped_column(BigInteger)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    deposit_fen: Mapped[int] = mapped_column(BigInteger)
+    via: Mapped[str] = mapped_column(String(32))
+
+
+class BuyingPowerRow(Base):
+    __tablename__ = "buying_power"
+    bidder: Mapped[str] = mapped_column(String(200), primary_key=True)
+    limit_fen: Mapped[int] = mapped_column(BigInteger)
+    reserved_fen: Mapped[int] = mapped_column(BigInteger)
+    available_fen: Mapped[int] = mapped_column(BigInteger)
+    updated_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+Index("ix_trades_market_at", TradeRow.market, TradeRow.at_us)
+
+
+def table_of(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """An async engine for ``url`` with our durability settings applied on connect."""
+    if is_sqlite(url):
+        engine = create_async_engine(url, **kwargs)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn: Any, _: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA busy_timeout=5000")
+            cur.close()
+
+        return engine
+    return create_async_engine(url, pool_pre_ping=True, **kwargs)
+
+
+async def check_durability(engine: AsyncEngine, *, allow_unsafe: bool = False) -> list[str]:
+    """Problems that could lose committed data; raises ``UnsafeDatabase`` unless allowed."""
+    problems: list[str] = []
+    async with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            level = (await conn.execute(text("PRAGMA synchronous"))).scalar_one()
+            if int(level) < 2:  # 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA
+                problems.append(f"SQLite synchronous={level} (need FULL)")
+        elif engine.dialect.name == "postgresql":
+            for setting in ("fsync", "synchronous_commit"):
+                value = (await conn.execute(text(f"SHOW {setting}"))).scalar_one()
+                if value == "off":
+                    problems.append(f"PostgreSQL {setting}=off")
+    if problems and not allow_unsafe:
+        raise UnsafeDatabase(
+            "refusing to run on settings that lose committed data: "
+            + "; ".join(problems)
+            + " (set AUCTION_ALLOW_UNSAFE_DURABILITY=1 for development only)"
+        )
+    return problems
