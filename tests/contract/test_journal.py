@@ -1,0 +1,290 @@
+"""The journal contract, on SQLite and on a real PostgreSQL: group commit, rebuild,
+idempotency, read tables, refusal when the database fails, the audit chain, durability."""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from auction.clock import ManualClock
+from auction.codec import decode_command, fingerprint
+from auction.db import UnsafeDatabase, check_durability, make_engine
+from auction.engine import Engine
+from auction.errors import ClientError
+from auction.journal import Journal, from_us, to_us
+from auction.messages import (
+    AnyCommand,
+    AuctionBid,
+    PlaceBid,
+    SellLot,
+    SetBuyingPower,
+    StartAuction,
+)
+from auction.migrate import upgrade
+from auction.runner import Answer, Runner
+from auction.types import MarketId, OrderId, OrgId, PrincipalId
+
+T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+M = MarketId("ebike:330522")
+R = TypeVar("R")
+
+
+def run(coro: Awaitable[R]) -> R:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def commands() -> list[tuple[str, AnyCommand]]:
+    """(principal, command): funding, bids, one-click sales, an auction and bids on it."""
+    out: list[tuple[str, AnyCommand]] = []
+    for r in ("ra", "rb"):
+        out.append(("admin", SetBuyingPower(bidder=PrincipalId(r), limit_fen=10**10)))
+    for i, (who, price) in enumerate([("ra", 1_000_000), ("rb", 1_010_000), ("ra", 995_000)]):
+        out.append(
+            (who, PlaceBid(bid_id=OrderId(10 + i), market=M, owner=PrincipalId(who),
+                           org=OrgId(who.upper()), price_fen_per_t=price, qty_kg=2_000))
+        )  # fmt: skip
+    for i in range(4):
+        out.append(
+            ("s1", SellLot(lot_id=OrderId(20 + i), market=M, owner=PrincipalId("s1"),
+                           org=OrgId("S1"), weight_kg=700))
+        )  # fmt: skip
+    out.append(
+        ("s2", StartAuction(lot_id=OrderId(30), market=M, owner=PrincipalId("s2"),
+                            org=OrgId("S2"), weight_kg=500, start_price_fen_per_t=990_000,
+                            duration_s=600))
+    )  # fmt: skip
+    for i, who in enumerate(["ra", "rb", "ra"]):
+        out.append(
+            (who, AuctionBid(lot_id=OrderId(30), bidder=PrincipalId(who), org=OrgId(who.upper()),
+                             max_price_fen_per_t=1_000_000 + 10_000 * i))
+        )  # fmt: skip
+    return out
+
+
+async def open_runner(url: str, clock: ManualClock, **kw: Any) -> tuple[Runner, Journal]:
+    db = make_engine(url)
+    await upgrade(db)
+    journal = Journal(db)
+    return await Runner.open(journal, clock, **kw), journal
+
+
+async def with_runner(
+    url: str, body: Callable[[Runner, Journal, ManualClock], Awaitable[R]], **kw: Any
+) -> R:
+    clock = ManualClock(T0)
+    runner, journal = await open_runner(url, clock, **kw)
+    task = asyncio.create_task(runner.run())
+    try:
+        return await body(runner, journal, clock)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await journal.engine.dispose()
+
+
+async def submit_all(runner: Runner, items: list[tuple[str, AnyCommand]]) -> list[Answer]:
+    return await asyncio.gather(
+        *(runner.submit(c, principal=p, key=f"k{i}") for i, (p, c) in enumerate(items))
+    )
+
+
+def test_group_commit_then_rebuild_gives_the_same_state(database_url: str) -> None:
+    async def body(runner: Runner, journal: Journal, clock: ManualClock) -> tuple[str, int]:
+        answers = await submit_all(runner, commands())
+        seqs = [a.seq for a in answers if a.seq is not None]
+        assert seqs == list(range(1, len(seqs) + 1))  # gapless, in submission order
+        assert await journal.last_seq() == len(seqs)
+        return runner.engine.state_hash(), len(seqs)
+
+    live_hash, n = run(with_runner(database_url, body))
+
+    async def again(runner: Runner, journal: Journal, clock: ManualClock) -> None:
+        assert runner.engine.state_hash() == live_hash
+        assert runner._seq == n
+        async with journal.engine.connect() as conn:
+            trades = (await conn.execute(text("select count(*), sum(weight_kg) from trades"))).one()
+            lots = dict((await conn.execute(text("select lot_id, state from lots"))).all())
+            bp = dict(
+                (await conn.execute(text("select bidder, reserved_fen from buying_power"))).all()
+            )
+            bids = dict((await conn.execute(text("select bid_id, open_kg from bids"))).all())
+        # four 700 kg lots: rb's 1,010,000 bid takes two (1,400 kg), ra's takes two
+        assert tuple(trades) == (4, 2_800)
+        assert lots[20] == "awarded" and lots[30] == "in_auction"
+        assert bids == {10: 600, 11: 600, 12: 2_000}
+        _, reserved, _ = runner.engine.buying_power(PrincipalId("ra"))
+        assert bp["ra"] == reserved
+
+    run(with_runner(database_url, again))
+
+
+def test_idempotency_keys(database_url: str) -> None:
+    bid = PlaceBid(bid_id=OrderId(5), market=M, owner=PrincipalId("ra"), org=OrgId("RA"),
+                   price_fen_per_t=1_000_000, qty_kg=100)  # fmt: skip
+    other = PlaceBid(bid_id=OrderId(6), market=M, owner=PrincipalId("ra"), org=OrgId("RA"),
+                     price_fen_per_t=1_000_000, qty_kg=100)  # fmt: skip
+    fund = SetBuyingPower(bidder=PrincipalId("ra"), limit_fen=10**9)
+
+    async def body(runner: Runner, journal: Journal, clock: ManualClock) -> None:
+        await runner.submit(fund, principal="admin", key="fund")
+        first = await runner.submit(bid, principal="ra", key="key-1")
+        again = await runner.submit(bid, principal="ra", key="key-1")
+        assert (again.replay, again.seq, again.events) == (True, first.seq, first.events)
+        assert await journal.last_seq() == 2  # nothing applied twice
+        with pytest.raises(ClientError) as err:
+            await runner.submit(other, principal="ra", key="key-1")
+        assert err.value.code == "idempotency_key_reused"
+        # another principal's identical key string is its own request
+        mine = await runner.submit(other, principal="rb", key="key-1")
+        assert not mine.replay and mine.seq == 3
+        # the same key while the first is still queued: 409
+        later = PlaceBid(bid_id=OrderId(9), market=M, owner=PrincipalId("ra"),
+                         org=OrgId("RA"), price_fen_per_t=1_000_000, qty_kg=100)  # fmt: skip
+        pending = asyncio.ensure_future(runner.submit(later, principal="ra", key="key-2"))
+        await asyncio.sleep(0)
+        with pytest.raises(ClientError) as err:
+            await runner.submit(later, principal="ra", key="key-2")
+        assert err.value.code == "idempotency_in_flight"
+        assert not (await pending).replay
+
+    run(with_runner(database_url, body))
+
+    async def after_restart(runner: Runner, journal: Journal, clock: ManualClock) -> None:
+        replay = await runner.submit(bid, principal="ra", key="key-1")
+        assert replay.replay and replay.seq == 2  # answered from the database
+        with pytest.raises(ClientError):
+            await runner.submit(other, principal="ra", key="key-1")
+
+    run(with_runner(database_url, after_restart))
+
+
+def test_fingerprint_ignores_json_spacing() -> None:
+    compact = b'{"type":"cancel_bid","bid_id":5,"owner":"ra"}'
+    spaced = b'{ "owner" : "ra",\n "type": "cancel_bid", "bid_id" : 5 }'
+    assert fingerprint(decode_command(compact)) == fingerprint(decode_command(spaced))
+
+
+def test_refused_commands_are_answered_but_not_journaled(database_url: str) -> None:
+    async def body(runner: Runner, journal: Journal, clock: ManualClock) -> None:
+        bad = PlaceBid(bid_id=OrderId(1), market=M, owner=PrincipalId("ra"), org=OrgId("RA"),
+                       price_fen_per_t=1_000_000, qty_kg=100)  # fmt: skip
+        answer = await runner.submit(bad, principal="ra", key="x")
+        assert answer.seq is None and answer.events[-1].code == "insufficient_buying_power"  # type: ignore[union-attr]
+        assert await journal.last_seq() == 0
+        assert (await runner.submit(bad, principal="ra", key="x")).replay
+
+    run(with_runner(database_url, body))
+
+
+def test_a_failed_commit_acknowledges_nothing_and_rebuilds(database_url: str) -> None:
+    async def body(runner: Runner, journal: Journal, clock: ManualClock) -> None:
+        await submit_all(runner, commands()[:5])
+        before = runner.engine.state_hash()
+        real_commit = journal.commit
+        calls = 0
+
+        async def failing(batch: Any) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise ConnectionError("database went away")
+            await real_commit(batch)
+
+        journal.commit = failing  # type: ignore[method-assign]
+        lot = SellLot(lot_id=OrderId(40), market=M, owner=PrincipalId("s1"), org=OrgId("S1"),
+                      weight_kg=500)  # fmt: skip
+        with pytest.raises(ClientError) as err:
+            await runner.submit(lot, principal="s1", key="lot-40")
+        assert err.value.code == "journal_unavailable"
+        for _ in range(50):  # the writer rebuilds from the journal
+            await asyncio.sleep(0.01)
+            if runner._healthy:
+                break
+        assert runner.engine.state_hash() == before  # the sale was not kept
+        answer = await runner.submit(lot, principal="s1", key="lot-40")  # the retry works
+        assert not answer.replay and answer.seq == 6
+
+    run(with_runner(database_url, body))
+
+
+async def build_journal(url: str, n: int = 12) -> None:
+    async def body(runner: Runner, journal: Journal, clock: ManualClock) -> None:
+        await submit_all(runner, commands()[:n])
+
+    await with_runner(url, body)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "row"),
+    [
+        ("update audit set action = 'place_bid' where seq = 7", 7),
+        ("update journal set command = replace(command, '700', '701') where seq = 6", 6),
+        ("delete from audit where seq = 4", 4),
+        ("update audit set seq = -seq where seq in (5, 6); "
+         "update audit set seq = 6 where seq = -5; update audit set seq = 5 where seq = -6", 5),
+        ("insert into audit select seq + 100, at_us, principal, action, digest, prev_hash, hash "
+         "from audit where seq = 3", 13),
+    ],
+)  # fmt: skip
+def test_audit_chain_names_the_first_broken_row(database_url: str, tamper: str, row: int) -> None:
+    async def go() -> None:
+        await build_journal(database_url)
+        db = make_engine(database_url)
+        try:
+            journal = Journal(db)
+            assert await journal.verify_audit() is None
+            async with db.begin() as conn:
+                for stmt in tamper.split("; "):
+                    await conn.execute(text(stmt))
+            problem = await journal.verify_audit()
+            assert problem is not None and problem.seq == row, problem
+        finally:
+            await db.dispose()
+
+    run(go())
+
+
+def test_durability_settings_are_checked(database_url: str, tmp_path: Path) -> None:
+    async def go() -> None:
+        if database_url.startswith("sqlite"):
+            # a pool of one connection keeps the pragma for the check
+            unsafe = create_async_engine(database_url, pool_size=1, max_overflow=0)
+            async with unsafe.connect() as conn:
+                await conn.execute(text("PRAGMA synchronous=OFF"))
+        else:
+            unsafe = make_engine(
+                database_url, connect_args={"server_settings": {"synchronous_commit": "off"}}
+            )
+        try:
+            with pytest.raises(UnsafeDatabase):
+                await check_durability(unsafe)
+            assert await check_durability(unsafe, allow_unsafe=True)
+        finally:
+            await unsafe.dispose()
+        safe = make_engine(database_url)
+        try:
+            assert await check_durability(safe) == []
+        finally:
+            await safe.dispose()
+
+    run(go())
+
+
+def test_journal_times_round_trip() -> None:
+    when = datetime(2026, 11, 27, 8, 0, 0, 123456, tzinfo=UTC)
+    assert from_us(to_us(when)) == when
+    assert from_us(to_us(when + timedelta(days=400))) == when + timedelta(days=400)
+
+
+def test_engine_pickles_for_snapshots() -> None:
+    e = Engine()
+    e.apply(commands()[0][1], T0)
+    assert pickle.loads(pickle.dumps(e)).state_hash() == e.state_hash()
