@@ -41,6 +41,10 @@ def run(coro: Awaitable[R]) -> R:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 
+def pairs(result: Any) -> dict[Any, Any]:
+    return {row[0]: row[1] for row in result.all()}
+
+
 def commands() -> list[tuple[str, AnyCommand]]:
     """(principal, command): funding, bids, one-click sales, an auction and bids on it."""
     out: list[tuple[str, AnyCommand]] = []
@@ -111,11 +115,11 @@ def test_group_commit_then_rebuild_gives_the_same_state(database_url: str) -> No
         assert runner._seq == n
         async with journal.engine.connect() as conn:
             trades = (await conn.execute(text("select count(*), sum(weight_kg) from trades"))).one()
-            lots = dict((await conn.execute(text("select lot_id, state from lots"))).all())
+            lots = pairs(await conn.execute(text("select lot_id, state from lots")))
             bp = dict(
                 (await conn.execute(text("select bidder, reserved_fen from buying_power"))).all()
             )
-            bids = dict((await conn.execute(text("select bid_id, open_kg from bids"))).all())
+            bids = pairs(await conn.execute(text("select bid_id, open_kg from bids")))
         # four 700 kg lots: rb's 1,010,000 bid takes two (1,400 kg), ra's takes two
         assert tuple(trades) == (4, 2_800)
         assert lots[20] == "awarded" and lots[30] == "in_auction"
