@@ -116,9 +116,7 @@ def test_group_commit_then_rebuild_gives_the_same_state(database_url: str) -> No
         async with journal.engine.connect() as conn:
             trades = (await conn.execute(text("select count(*), sum(weight_kg) from trades"))).one()
             lots = pairs(await conn.execute(text("select lot_id, state from lots")))
-            bp = dict(
-                (await conn.execute(text("select bidder, reserved_fen from buying_power"))).all()
-            )
+            bp = pairs(await conn.execute(text("select bidder, reserved_fen from buying_power")))
             bids = pairs(await conn.execute(text("select bid_id, open_kg from bids")))
         # four 700 kg lots: rb's 1,010,000 bid takes two (1,400 kg), ra's takes two
         assert tuple(trades) == (4, 2_800)
