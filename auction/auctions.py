@@ -63,10 +63,7 @@ class Auction(msgspec.Struct):
     accept_by: datetime | None = None
 
     visible: int | None = None  # kept by ``place``: the visible price
-    next_min: int = 0  # kept by ``place``: the minimum next bid
-
-    def __post_init__(self) -> None:
-        self.next_min = self.start_price
+    next_min: int = 0  # kept by ``place``: the minimum next bid; the start price at first
 
     # -- prices ------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ answered, in order, by one line::
     {"ok": true, "seq": 17, "replay": false, "events": [...]}
     {"ok": false, "status": 409, "code": "idempotency_in_flight", "detail": "..."}
 
+``{"query": "state"}`` answers the journal position and the engine's state hash.
 Requests on one connection are answered in the order they came; use several
 connections for concurrency.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Literal
 
 import msgspec
 
@@ -27,9 +29,10 @@ from auction.runner import Runner
 
 
 class Request(msgspec.Struct, forbid_unknown_fields=True):
-    command: AnyCommand
+    command: AnyCommand | None = None
     principal: str | None = None
     key: str | None = None
+    query: Literal["state"] | None = None
 
 
 _decoder = msgspec.json.Decoder(Request)
@@ -49,6 +52,12 @@ async def _handle(runner: Runner, line: bytes) -> bytes:
         return _error("invalid_value", str(err))
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as err:
         return _error("malformed_json", str(err))
+    if req.query == "state":
+        return _encoder.encode(
+            {"ok": True, "seq": runner._seq, "state_hash": runner.engine.state_hash()}
+        )
+    if req.command is None:
+        return _error("invalid_value", "a request needs a command or a query")
     try:
         answer = await runner.submit(req.command, principal=req.principal, key=req.key)
     except ClientError as err:

@@ -203,6 +203,8 @@ class Engine(Sales):
                     a.leader.bidder if a.leader else None,
                     a.runner_up,
                     a.bids,
+                    a.visible,
+                    a.next_min,
                     proxies,
                 ]
             )

@@ -15,6 +15,9 @@ engine's next deadline, through the injected clock, and fires due deadlines with
 ``ExpireDue``: closes, extended closes, lapses and expiries happen on time with nobody
 trading.  The engine itself never sleeps.
 
+Ids: a command that creates a bid, lot or offer with id 0 gets the next id from the
+writer (journaled as assigned, so a replay sees the same id).
+
 Idempotency: a command may carry ``(principal, key)``.  The same key with the same
 decoded command answers the first answer again (``replay=True``) and applies nothing;
 with a different command it is ``idempotency_key_reused``; while the first is still
@@ -53,7 +56,12 @@ from auction.messages import (
     BidPlaced,
     BuyingPowerChanged,
     ExpireDue,
+    InviteOffers,
+    MakeOffer,
+    PlaceBid,
     Rejected,
+    SellLot,
+    StartAuction,
     Traded,
 )
 
@@ -73,6 +81,24 @@ class Answer(msgspec.Struct, frozen=True):
 
 _answer_encoder = msgspec.json.Encoder()
 _answer_decoder = msgspec.json.Decoder(Answer)
+
+
+# Commands that create an object, and the field of its id.  The writer assigns the id
+# when the caller leaves it 0, so concurrent callers never race for the next number.
+_ID_FIELDS: dict[type, str] = {
+    PlaceBid: "bid_id",
+    SellLot: "lot_id",
+    StartAuction: "lot_id",
+    InviteOffers: "lot_id",
+    MakeOffer: "offer_id",
+}
+
+
+def _with_id(command: AnyCommand, next_id: int) -> AnyCommand:
+    field = _ID_FIELDS.get(type(command))
+    if field is None or getattr(command, field) != 0:
+        return command
+    return msgspec.structs.replace(command, **{field: next_id})
 
 
 class Overloaded(ClientError):
@@ -244,6 +270,7 @@ class Runner:
         published: list[AnyEvent] = []
         for item in items:
             now = self._now()
+            item.command = _with_id(item.command, self.engine._last_order_id + 1)
             events = self.engine.apply(item.command, now)
             changed = bool(events) and not (len(events) == 1 and isinstance(events[0], Rejected))
             seq = None

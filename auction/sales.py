@@ -96,6 +96,7 @@ class Sales(EngineState):
             original_close=closes_at,
             closes_at=closes_at,
             proxies={},
+            next_min=c.start_price_fen_per_t,
         )
         self._move(lot, "open_auction", now, events)
         events.append(
