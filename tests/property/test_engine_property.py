@@ -54,8 +54,11 @@ STORES = [("s1", "S1"), ("s2", "S2"), ("r1shop", "R1")]  # R1 also runs a shop: 
 class Stream:
     """A seeded generator of plausible and implausible commands."""
 
-    def __init__(self, seed: int) -> None:
+    LIMITS = (200_000, 600_000, 1_500_000, 3_000_000, 0, -1)
+
+    def __init__(self, seed: int, limits: tuple[int, ...] = LIMITS) -> None:
         self.rng = random.Random(seed)
+        self.limits = limits
         self.next_id = 1
         self.issued: list[tuple[int, str, str]] = []  # (id, owner, kind)
         self.now = START
@@ -108,7 +111,7 @@ class Stream:
             # buying power: mostly enough for a few bids, sometimes tight or wrong
             who = RECYCLERS[self.funded % len(RECYCLERS)][0]
             self.funded += 1
-            limit = rng.choice((200_000, 600_000, 1_500_000, 3_000_000, 0, -1))
+            limit = rng.choice(self.limits)
             return SetBuyingPower(bidder=PrincipalId(who), limit_fen=limit), self.now
         if r < 0.35:
             owner, org = rng.choice(RECYCLERS)
