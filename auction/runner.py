@@ -148,7 +148,9 @@ class Runner:
         self._snapshot_seq = 0
         self._audit_hash = ""
         self._healthy = True
-        self._keys: dict[tuple[str, str], str] = {}  # committed keys -> fingerprint
+        # committed keys -> (fingerprint, created_us); pruned after ``key_retention``
+        self._keys: dict[tuple[str, str], tuple[str, int]] = {}
+        self._pruned_at: datetime | None = None
         self._answers: OrderedDict[tuple[str, str], bytes] = OrderedDict()  # recent ones
         self._inflight: dict[tuple[str, str], str] = {}
 
@@ -160,8 +162,8 @@ class Runner:
         runner = cls(Engine(), clock, journal, **kwargs)
         await runner.recover()
         since = to_us(clock.now() - runner._retention)
-        for principal, key, fp in await journal.idempotency_keys(since):
-            runner._keys[(principal, key)] = fp
+        for principal, key, fp, created in await journal.idempotency_keys(since):
+            runner._keys[(principal, key)] = (fp, created)
         return runner
 
     async def recover(self) -> None:
@@ -211,7 +213,7 @@ class Runner:
                 )
             known = self._keys.get(ik)
             if known is not None:
-                if known != fp:
+                if known[0] != fp:
                     raise ClientError(
                         "idempotency_key_reused",
                         "this idempotency key was used for a different request",
@@ -304,7 +306,7 @@ class Runner:
                 return
             for row in batch.idempotency:
                 ik = (row["principal"], row["key"])
-                self._keys[ik] = row["fingerprint"]
+                self._keys[ik] = (row["fingerprint"], row["created_us"])
                 self._answers[ik] = row["answer"].encode()
                 if len(self._answers) > 10_000:
                     self._answers.popitem(last=False)
@@ -314,6 +316,26 @@ class Runner:
         if published and self._publish is not None:
             self._publish(published)
         self._maybe_snapshot()
+        await self._maybe_prune()
+
+    async def _maybe_prune(self) -> None:
+        """Once an hour (of the injected clock), forget keys older than the retention."""
+        now = self._last
+        if self.journal is None or now is None:
+            return
+        if self._pruned_at is None:
+            self._pruned_at = now
+        if now - self._pruned_at < timedelta(hours=1):
+            return
+        self._pruned_at = now
+        cutoff = to_us(now - self._retention)
+        self._keys = {k: v for k, v in self._keys.items() if v[1] >= cutoff}
+        for ik in [k for k in self._answers if k not in self._keys]:
+            del self._answers[ik]
+        try:
+            await self.journal.prune_idempotency(cutoff)
+        except Exception as err:  # pruning can wait for the next hour
+            log.warning("could not prune idempotency keys: %r", err)
 
     def _journal_row(self, batch: Batch, item: _Item, now: datetime, events: list[AnyEvent]) -> int:
         self._seq += 1

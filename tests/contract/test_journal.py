@@ -299,3 +299,21 @@ def test_engine_pickles_for_snapshots() -> None:
     a, b = live.apply(low, T0), copy.apply(low, T0)
     assert a == b and a[-1].code == "below_increment"  # type: ignore[union-attr]
     assert copy.state_hash() == live.state_hash()
+
+
+def test_idempotency_keys_are_kept_a_day_then_pruned(database_url: str) -> None:
+    fund = SetBuyingPower(bidder=PrincipalId("ra"), limit_fen=10**9)
+    other = SetBuyingPower(bidder=PrincipalId("ra"), limit_fen=10**8)
+
+    async def body(runner: Runner, journal: Journal, clock: ManualClock) -> None:
+        await runner.submit(fund, principal="admin", key="k")
+        clock.advance(timedelta(hours=23, minutes=59))
+        await runner.submit(other, principal="admin", key="tick-1")  # a batch: maybe prune
+        assert (await runner.submit(fund, principal="admin", key="k")).replay
+        clock.advance(timedelta(hours=2))
+        await runner.submit(other, principal="admin", key="tick-2")
+        assert await journal.idempotent_answer("admin", "k") is None
+        fresh = await runner.submit(other, principal="admin", key="k")  # a new request now
+        assert not fresh.replay
+
+    run(with_runner(database_url, body))
