@@ -111,6 +111,14 @@ class TryAgain(ClientError):
         super().__init__("journal_unavailable", detail)
 
 
+_BROKEN: Any = object()  # _next_item's "a commit failed" answer
+
+
+def _refuse(item: _Item) -> None:
+    if item.future is not None and not item.future.done():
+        item.future.set_exception(TryAgain())
+
+
 @dataclass
 class _Item:
     command: AnyCommand
@@ -118,6 +126,16 @@ class _Item:
     principal: str | None
     key: str | None
     fingerprint: str | None
+
+
+@dataclass
+class _Pending:
+    """A batch applied to the engine, waiting for its commit."""
+
+    batch: Batch
+    answers: list[tuple[_Item, Answer]]
+    published: list[AnyEvent]
+    generation: int
 
 
 class Runner:
@@ -148,6 +166,9 @@ class Runner:
         self._snapshot_seq = 0
         self._audit_hash = ""
         self._healthy = True
+        self._generation = 0  # bumped when a commit fails: later batches are void
+        self._pipe: asyncio.Queue[_Pending] = asyncio.Queue(1)
+        self._broken = asyncio.Event()
         # committed keys -> (fingerprint, created_us); pruned after ``key_retention``
         self._keys: dict[tuple[str, str], tuple[str, int]] = {}
         self._pruned_at: datetime | None = None
@@ -255,21 +276,49 @@ class Runner:
         return now
 
     async def run(self) -> None:
-        """Apply batches and fire deadlines until cancelled."""
-        while True:
-            if not self._healthy:
-                await self._heal()
-                continue
-            first = await self._next_item()
-            items = [first] if first is not None else [_Item(ExpireDue(), None, None, None, None)]
-            while len(items) < self._max_batch and not self._queue.empty():
-                items.append(self._queue.get_nowait())
-            await self._apply_batch(items)
+        """Apply batches and fire deadlines until cancelled.
 
-    async def _apply_batch(self, items: list[_Item]) -> None:
-        batch = Batch()
-        answers: list[tuple[_Item, Answer]] = []
-        published: list[AnyEvent] = []
+        Two stages: this task applies batch N+1 to the engine while ``_commit_loop``
+        commits batch N (the database works in its own thread or process).  Commits stay
+        in order; a failed commit dooms every batch applied after it, since they were
+        applied on top of it, and the engine is rebuilt before anything else.
+        """
+        committer = asyncio.create_task(self._commit_loop())
+        carried: list[_Item] = []  # taken from the queue just as a commit failed
+        try:
+            while True:
+                if committer.done():
+                    committer.result()  # a broken invariant in the committer stops us too
+                if not self._healthy:
+                    await self._pipe.join()  # the committer answers what is left: try again
+                    await self._heal()
+                    continue
+                if carried:
+                    items, carried = carried, []
+                else:
+                    first = await self._next_item()
+                    if first is _BROKEN:
+                        continue
+                    items = [first or _Item(ExpireDue(), None, None, None, None)]
+                while len(items) < self._max_batch and not self._queue.empty():
+                    items.append(self._queue.get_nowait())
+                if not self._healthy:  # the commit of the batch before failed meanwhile
+                    carried = items
+                    continue
+                pending = self._apply_batch(items)
+                await self._pipe.put(pending)
+                if self._snapshot_due():
+                    await self._pipe.join()
+                    if self._healthy:
+                        self._write_snapshot()
+        finally:
+            committer.cancel()
+            await asyncio.gather(committer, return_exceptions=True)
+
+    def _apply_batch(self, items: list[_Item]) -> _Pending:
+        """Apply ``items`` to the engine and build their batch; nothing is answered yet."""
+        pending = _Pending(Batch(), [], [], self._generation)
+        batch = pending.batch
         for item in items:
             now = self._now()
             item.command = _with_id(item.command, self.engine._last_order_id + 1)
@@ -290,8 +339,24 @@ class Runner:
                         "created_us": to_us(now),
                     }
                 )
-            answers.append((item, answer))
-            published.extend(events)
+            pending.answers.append((item, answer))
+            pending.published.extend(events)
+        return pending
+
+    async def _commit_loop(self) -> None:
+        while True:
+            pending = await self._pipe.get()
+            try:
+                await self._commit(pending)
+            finally:
+                self._pipe.task_done()
+
+    async def _commit(self, pending: _Pending) -> None:
+        if pending.generation != self._generation:
+            for item, _ in pending.answers:  # applied on top of a batch that failed
+                _refuse(item)
+            return
+        batch = pending.batch
         if self.journal is not None and batch:
             try:
                 fault("before_commit")
@@ -299,10 +364,11 @@ class Runner:
                 fault("after_commit")
             except Exception as err:
                 log.error("journal commit failed, refusing the batch: %r", err)
-                for item, _ in answers:
-                    if item.future is not None and not item.future.done():
-                        item.future.set_exception(TryAgain())
+                for item, _ in pending.answers:
+                    _refuse(item)
+                self._generation += 1
                 self._healthy = False
+                self._broken.set()  # wake the writer to rebuild
                 return
             for row in batch.idempotency:
                 ik = (row["principal"], row["key"])
@@ -310,12 +376,11 @@ class Runner:
                 self._answers[ik] = row["answer"].encode()
                 if len(self._answers) > 10_000:
                     self._answers.popitem(last=False)
-        for item, answer in answers:
+        for item, answer in pending.answers:
             if item.future is not None and not item.future.done():
                 item.future.set_result(answer)
-        if published and self._publish is not None:
-            self._publish(published)
-        self._maybe_snapshot()
+        if pending.published and self._publish is not None:
+            self._publish(pending.published)
         await self._maybe_prune()
 
     async def _maybe_prune(self) -> None:
@@ -464,12 +529,18 @@ class Runner:
         if price is not None:
             row["price_fen_per_t"] = price
 
-    def _maybe_snapshot(self) -> None:
-        if not self._snapshot_path or not self._snapshot_every:
-            return
-        if self._seq - self._snapshot_seq >= self._snapshot_every:
-            snapshot.write(self._snapshot_path, self.engine, self._seq)
-            self._snapshot_seq = self._seq
+    def _snapshot_due(self) -> bool:
+        return bool(
+            self._snapshot_path
+            and self._snapshot_every
+            and self._seq - self._snapshot_seq >= self._snapshot_every
+        )
+
+    def _write_snapshot(self) -> None:
+        """Only when everything applied is committed (the pipe is empty)."""
+        assert self._snapshot_path is not None
+        snapshot.write(self._snapshot_path, self.engine, self._seq)
+        self._snapshot_seq = self._seq
 
     async def _heal(self) -> None:
         """After a failed commit: rebuild from the journal once the database answers."""
@@ -487,20 +558,25 @@ class Runner:
                 delay = min(delay * 2, 2.0)
 
     async def _next_item(self) -> _Item | None:
-        """The next command, or None when a deadline is due first."""
+        """The next command; None when a deadline is due first; ``_BROKEN`` when a commit
+        failed and the engine must be rebuilt first."""
         if not self._queue.empty():
             return self._queue.get_nowait()
-        deadline = self.engine.next_deadline()
-        if deadline is None:
-            return await self._queue.get()
+        self._broken.clear()
         getter = asyncio.ensure_future(self._queue.get())
-        sleeper = asyncio.ensure_future(self.clock.sleep_until(deadline))
+        others: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._broken.wait())}
+        deadline = self.engine.next_deadline()
+        if deadline is not None:
+            others.add(asyncio.ensure_future(self.clock.sleep_until(deadline)))
         try:
-            await asyncio.wait({getter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({getter, *others}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            sleeper.cancel()
+            for waiter in others:
+                waiter.cancel()
             if not getter.done():
                 getter.cancel()
         if getter.done() and not getter.cancelled():
             return getter.result()
+        if not self._healthy:
+            return _BROKEN  # type: ignore[no-any-return]
         return None
