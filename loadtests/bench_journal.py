@@ -113,11 +113,15 @@ async def restart(url: str, rows: int, snap: Path) -> dict[str, Any]:
     rng = random.Random(9)
     engine = Engine()
     now_us = to_us(LiveClock().now())
-    for i in range(50):
-        engine.apply(SetBuyingPower(bidder=PrincipalId(f"r{i}"), limit_fen=10**13), from_us(now_us))
     bids: list[int] = []
     batch: list[dict[str, Any]] = []
     seq = 0
+    for i in range(50):
+        fund = SetBuyingPower(bidder=PrincipalId(f"r{i}"), limit_fen=10**13)
+        engine.apply(fund, from_us(now_us))
+        seq += 1
+        batch.append({"seq": seq, "at_us": now_us, "principal": None, "idem_key": None,
+                      "command": encode_command(fund).decode()})  # fmt: skip
     table = table_of(JournalRow)
     t_gen = time.perf_counter()
     while seq < rows:
