@@ -7,7 +7,9 @@ lot's weight stays in integers until it is rounded once to whole kilograms.
 from __future__ import annotations
 
 import functools
+import os
 from importlib import resources
+from pathlib import Path
 
 import msgspec
 
@@ -91,7 +93,13 @@ class Catalogue(msgspec.Struct, frozen=True):
 
 
 def _load() -> Catalogue:
-    raw = resources.files("auction").joinpath("data/catalogue.json").read_bytes()
+    """The shipped catalogue, or the file ``AUCTION_CATALOGUE`` names (tests, regional
+    rules).  Replays must use the same catalogue as the run they replay."""
+    override = os.environ.get("AUCTION_CATALOGUE")
+    if override:
+        raw = Path(override).read_bytes()
+    else:
+        raw = resources.files("auction").joinpath("data/catalogue.json").read_bytes()
     return msgspec.json.decode(raw, type=Catalogue)
 
 

@@ -20,7 +20,10 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 
 import msgspec
+import uvicorn
 
+from auction.accounts import Accounts
+from auction.clock import LiveClock
 from auction.db import make_engine
 from auction.demo import run_demo
 from auction.errors import AuctionError
@@ -29,6 +32,9 @@ from auction.journal import AuditProblem, Journal
 from auction.migrate import upgrade
 from auction.service import run_engine
 from auction.settings import Settings
+from web.api import Context
+from web.app import create_app
+from web.demo import seed
 
 
 def _sample_flow_text() -> str:
@@ -110,6 +116,61 @@ def _cmd_engine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    base = f"http://{args.host}:{args.port}"
+
+    async def ready(ctx: Context) -> None:
+        print(f"auction service on {base}  (health: {base}/healthz, API: {base}/openapi.json)")
+        if args.demo:
+            tokens = await seed(ctx)
+            print("demo market seeded around Huzhou; tokens (valid 30 days):")
+            for who, token in tokens.items():
+                print(f"  {who:20s} {token}")
+            first = tokens["recycler-tianneng"]
+            print(f"try: curl -H 'Authorization: Bearer {first}' {base}/v1/markets")
+        sys.stdout.flush()
+
+    app = create_app(_settings(args), on_ready=ready)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        lifespan="on",
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def _cmd_accounts(args: argparse.Namespace) -> int:
+    async def go() -> str:
+        db = make_engine(_settings(args).database_url)
+        try:
+            await upgrade(db)
+            accounts = Accounts(db)
+            now = LiveClock().now()
+            if args.accounts_command == "create":
+                regions = tuple(r for r in (args.regions or "").split(",") if r)
+                await accounts.create_principal(args.id, args.org, args.role, now, regions=regions)
+                return f"created {args.role} {args.id} of {args.org}"
+            if args.accounts_command == "token":
+                expires = now + timedelta(days=args.days) if args.days else None
+                return await accounts.issue_token(args.id, now, expires)
+            return f"revoked {await accounts.revoke(args.id, now)} token(s) of {args.id}"
+        finally:
+            await db.dispose()
+
+    try:
+        print(asyncio.run(go()))
+    except AuctionError as err:
+        print(f"auction accounts: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="auction", description="Auction and bidding engine for waste lead-acid batteries."
@@ -142,6 +203,33 @@ def build_parser() -> argparse.ArgumentParser:
     q = asub.add_parser("verify", help="check the chain; names the first broken row")
     q.add_argument("--database-url", help=db_url)
     q.set_defaults(func=_cmd_audit_verify)
+
+    p = sub.add_parser("serve", help="the HTTP service (uvicorn)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--demo", action="store_true", help="seed a demo market and print tokens")
+    p.add_argument("--database-url", help=db_url)
+    p.add_argument("--log-level", default="warning")
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("accounts", help="principals and their tokens")
+    acc = p.add_subparsers(dest="accounts_command", required=True)
+    q = acc.add_parser("create", help="create a principal")
+    q.add_argument("--id", required=True)
+    q.add_argument("--org", required=True)
+    q.add_argument("--role", required=True)
+    q.add_argument("--regions", help="comma-separated region prefixes (regulators)")
+    q.add_argument("--database-url", help=db_url)
+    q.set_defaults(func=_cmd_accounts)
+    q = acc.add_parser("token", help="issue a bearer token (printed once; only its hash is kept)")
+    q.add_argument("--id", required=True)
+    q.add_argument("--days", type=int, default=0, help="expire after this many days (0: never)")
+    q.add_argument("--database-url", help=db_url)
+    q.set_defaults(func=_cmd_accounts)
+    q = acc.add_parser("revoke", help="revoke every token of a principal")
+    q.add_argument("--id", required=True)
+    q.add_argument("--database-url", help=db_url)
+    q.set_defaults(func=_cmd_accounts)
 
     p = sub.add_parser("engine", help="the engine with its journal and command port")
     p.add_argument("--listen", default="127.0.0.1:7700", help="HOST:PORT of the command port")

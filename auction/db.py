@@ -132,6 +132,31 @@ class BuyingPowerRow(Base):
     updated_seq: Mapped[int] = mapped_column(BigInteger)
 
 
+class OrgRow(Base):
+    __tablename__ = "orgs"
+    org_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class PrincipalRow(Base):
+    __tablename__ = "principals"
+    principal_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(200), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    regions: Mapped[str] = mapped_column(String(1000))  # comma-separated region prefixes
+    created_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class TokenRow(Base):
+    __tablename__ = "tokens"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    principal_id: Mapped[str] = mapped_column(String(200), index=True)
+    created_us: Mapped[int] = mapped_column(BigInteger)
+    expires_us: Mapped[int | None] = mapped_column(BigInteger)
+    revoked_us: Mapped[int | None] = mapped_column(BigInteger)
+
+
 Index("ix_trades_market_at", TradeRow.market, TradeRow.at_us)
 
 

@@ -21,6 +21,7 @@ from typing import Final
 CODES: Final[dict[str, tuple[int, str]]] = {
     "invalid_value": (422, "A value is out of range"),
     "invalid_type": (422, "A value has the wrong type"),
+    "wrong_unit": (422, "Prices are fen per tonne and weights kilograms"),
     "malformed_json": (400, "The body is not one valid JSON document"),
     "unknown_field": (422, "The body has a field that is not allowed"),
     "unknown_market": (422, "No such market"),

@@ -255,6 +255,12 @@ class Runner:
             if ik is not None:
                 self._inflight.pop(ik, None)
 
+    async def drain(self) -> None:
+        """Wait until everything queued has been applied and committed (for shutdown)."""
+        while not self._queue.empty() or self._inflight:
+            await asyncio.sleep(0.01)
+        await self._pipe.join()
+
     async def _replay(self, ik: tuple[str, str]) -> Answer:
         raw = self._answers.get(ik)
         if raw is None:

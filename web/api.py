@@ -1,0 +1,738 @@
+"""The HTTP API under ``/v1``: decode, authorize, translate.  It never decides.
+
+Every route is declared once with ``endpoint``: method, path, the roles its policy
+allows (deny by default: a route without a policy cannot be declared), the body type
+(which both validates and documents), the size limit and every status it can answer.
+The wrapper does, in order: authenticate (401), authorize the role (403), rate-limit
+(429), then for POST: ``Idempotency-Key`` (400), ``Content-Type`` (415), size (413),
+decode (400 / 422).  Object-level rules (another principal's bid or lot answers 404;
+no self-dealing) are the engine's, which knows every object's owner.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import msgspec
+from sqlalchemy import or_, select, text
+from starlette.requests import Request
+from starlette.responses import Response
+
+from auction.accounts import Accounts, Principal
+from auction.book import BUY, SELL
+from auction.clock import Clock
+from auction.errors import ClientError
+from auction.journal import AWARDS, BIDS, LOTS, TRADES, from_us
+from auction.messages import (
+    AcceptCounter,
+    AcceptOffer,
+    AcceptResult,
+    AmendBid,
+    AnyCommand,
+    AuctionBid,
+    BuyNow,
+    CancelBid,
+    CancelLot,
+    CounterOffer,
+    DeclineResult,
+    InviteOffers,
+    MakeOffer,
+    PlaceBid,
+    Rejected,
+    RejectOffer,
+    SellLot,
+    SetBuyingPower,
+    StartAuction,
+    WithdrawOffer,
+)
+from auction.runner import Runner
+from auction.types import MarketId, OrderId, OrgId, PrincipalId
+from web.errors import problem, validation_problem
+from web.wire import (
+    AmendBidBody,
+    AuctionBidBody,
+    BuyingPowerBody,
+    CommandAnswer,
+    CounterBody,
+    Empty,
+    Health,
+    OfferBody,
+    Page,
+    PlaceBidBody,
+    PostLotBody,
+)
+
+ALL_ROLES: Final = frozenset({"store", "recycler", "transporter", "regulator", "admin", "service"})
+TRADERS: Final = frozenset({"store", "recycler"})
+KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+ID_RE = re.compile(r"^[0-9]{1,15}$")
+_encoder = msgspec.json.Encoder()
+
+
+@dataclass
+class RateLimiter:
+    """A token bucket per principal."""
+
+    rate: float = 200.0
+    burst: float = 400.0
+    buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def retry_after(self, who: str) -> int:
+        """0 if allowed now (and counted); otherwise seconds to wait."""
+        now = time.monotonic()
+        tokens, last = self.buckets.get(who, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens < 1:
+            self.buckets[who] = (tokens, now)
+            return max(1, int((1 - tokens) / self.rate + 0.999))
+        self.buckets[who] = (tokens - 1, now)
+        return 0
+
+
+@dataclass
+class Context:
+    runner: Runner
+    accounts: Accounts
+    clock: Clock
+    limiter: RateLimiter
+    token_cache: dict[str, tuple[Principal | None, float]] = field(default_factory=dict)
+
+    async def principal(self, request: Request) -> Principal | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token or len(token) > 200:
+            return None
+        now = time.monotonic()
+        cached = self.token_cache.get(token)
+        if cached is not None and now - cached[1] < 10.0:
+            return cached[0]
+        who = await self.accounts.authenticate(token, self.clock.now())
+        if len(self.token_cache) > 100_000:
+            self.token_cache.clear()
+        self.token_cache[token] = (who, now)
+        return who
+
+
+Handler = Callable[[Context, Request, Any, Any], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    name: str
+    summary: str
+    roles: frozenset[str]
+    handler: Handler
+    body: type | None = None
+    limit: int = 8 * 1024
+    statuses: tuple[int, ...] = (200,)
+    public: bool = False
+    answers: type | None = None
+
+
+ENDPOINTS: list[Endpoint] = []
+_DECODERS: dict[type, msgspec.json.Decoder[Any]] = {}
+
+
+def endpoint(
+    method: str,
+    path: str,
+    summary: str,
+    *,
+    roles: frozenset[str],
+    body: type | None = None,
+    statuses: tuple[int, ...] = (200,),
+    public: bool = False,
+    answers: type | None = None,
+    limit: int = 8 * 1024,
+) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        name = handler.__name__
+        if not public and not roles:
+            raise AssertionError(f"{name}: every route needs a policy")
+        common = (400, 401, 403, 429) if not public else ()
+        posts = (409, 413, 415, 422, 503) if method == "POST" else (422,)
+        ENDPOINTS.append(
+            Endpoint(
+                method,
+                path,
+                name,
+                summary,
+                roles,
+                handler,
+                body,
+                limit,
+                tuple(sorted(set(statuses) | set(common) | (set(posts) if not public else set()))),
+                public,
+                answers,
+            )
+        )
+        if body is not None:
+            _DECODERS[body] = msgspec.json.Decoder(body)
+        return handler
+
+    return register
+
+
+def route_handler(ep: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    async def call(request: Request) -> Response:
+        ctx: Context = request.app.state.ctx
+        who: Principal | None = None
+        if not ep.public:
+            who = await ctx.principal(request)
+            if who is None:
+                return problem("unauthorized", "send Authorization: Bearer <token>")
+            if who.role not in ep.roles:
+                return problem("forbidden_role", f"a {who.role} may not {ep.summary.lower()}")
+            wait = ctx.limiter.retry_after(who.id)
+            if wait:
+                return problem("rate_limited", "slow down", retry_after=wait)
+        body: Any = None
+        if ep.method == "POST":
+            key = request.headers.get("idempotency-key")
+            if key is None:
+                return problem("idempotency_key_missing", "add an Idempotency-Key header")
+            if not KEY_RE.match(key):
+                return problem("idempotency_key_invalid", "use 1-255 characters of A-Z a-z 0-9 _ -")
+            request.state.idempotency_key = key
+            declared = request.headers.get("content-length")
+            if declared is not None and (not declared.isdigit() or int(declared) > ep.limit):
+                return problem(
+                    "payload_too_large", f"at most {ep.limit} bytes", limit_bytes=ep.limit
+                )
+            raw = b""
+            async for chunk in request.stream():
+                raw += chunk
+                if len(raw) > ep.limit:
+                    return problem(
+                        "payload_too_large", f"at most {ep.limit} bytes", limit_bytes=ep.limit
+                    )
+            if ep.body is not None and not (ep.body is Empty and not raw):
+                media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+                if media != "application/json":
+                    return problem("unsupported_media_type", "send Content-Type: application/json")
+                if raw.lstrip()[:64].count(b"[") > 32:
+                    return problem("malformed_json", "nesting too deep")
+                try:
+                    body = _DECODERS[ep.body].decode(raw)
+                except msgspec.ValidationError as err:
+                    return validation_problem(err)
+                except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError) as err:
+                    return problem("malformed_json", f"not one valid JSON document: {err}")
+        try:
+            return await ep.handler(ctx, request, who, body)
+        except ClientError as err:
+            return problem(err.code, err.detail, field=err.field)
+
+    call.__name__ = ep.name
+    return call
+
+
+def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        _encoder.encode(data), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def path_id(request: Request, name: str, missing: str) -> OrderId:
+    raw = request.path_params.get(name, "")
+    if not ID_RE.match(raw):
+        raise ClientError(missing, f"no such {name.removesuffix('_id')}")
+    return OrderId(int(raw))
+
+
+async def submit(
+    ctx: Context, request: Request, who: Principal, command: AnyCommand, created: bool = False
+) -> Response:
+    answer = await ctx.runner.submit(command, principal=who.id, key=request.state.idempotency_key)
+    headers = {"Idempotent-Replay": "true"} if answer.replay else None
+    last = answer.events[-1] if answer.events else None
+    if isinstance(last, Rejected):
+        resp = problem(last.code, last.detail, field=last.field)
+        if headers:
+            resp.headers.update(headers)
+        return resp
+    new_id = None
+    for ev in answer.events:
+        for attr in ("bid_id", "lot_id", "offer_id"):
+            if type(ev).__name__ in (
+                "BidPlaced",
+                "LotPosted",
+                "AuctionStarted",
+                "LotStateChanged",
+                "OfferChanged",
+            ) and hasattr(ev, attr):
+                new_id = new_id or getattr(ev, attr)
+    body = CommandAnswer(
+        answer.seq, answer.replay, [msgspec.to_builtins(e) for e in answer.events], new_id
+    )
+    return json(body, 201 if created else 200, headers)
+
+
+def page_params(request: Request) -> tuple[int, int]:
+    try:
+        limit = int(request.query_params.get("limit", "50"))
+        offset = int(request.query_params.get("offset", "0"))
+    except ValueError as err:
+        raise ClientError("invalid_value", "limit and offset are whole numbers") from err
+    if not 1 <= limit <= 200 or not 0 <= offset <= 1_000_000:
+        raise ClientError(
+            "invalid_value", "limit must be 1-200 and offset 0-1000000", field="limit"
+        )
+    return limit, offset
+
+
+async def page(ctx: Context, query: Any, limit: int, offset: int) -> Response:
+    db = ctx.runner.journal.engine  # type: ignore[union-attr]
+    async with db.connect() as conn:
+        rows = (await conn.execute(query.limit(limit + 1).offset(offset))).mappings().all()
+    items = [dict(r) for r in rows[:limit]]
+    for item in items:
+        if "at_us" in item:
+            item["at"] = from_us(item.pop("at_us")).isoformat()
+    return json(Page(items, limit, offset, offset + limit if len(rows) > limit else None))
+
+
+def region_of(market: str) -> str:
+    return market.partition(":")[2]
+
+
+def region_clause(column: Any, who: Principal) -> Any:
+    return (
+        or_(*(column.like(f"%:{prefix}%") for prefix in who.regions))
+        if who.regions
+        else text("1=0")
+    )
+
+
+# -- public ----------------------------------------------------------------------------
+
+
+@endpoint(
+    "GET", "/healthz", "Health", roles=frozenset(), public=True, statuses=(200, 503), answers=Health
+)
+async def healthz(ctx: Context, request: Request, who: Any, body: Any) -> Response:
+    db = ctx.runner.journal.engine  # type: ignore[union-attr]
+    try:
+        async with db.connect() as conn:
+            await conn.execute(text("select 1"))
+        reachable = True
+    except Exception:
+        reachable = False
+    health = Health(reachable, "reachable" if reachable else "unreachable", ctx.runner._seq)
+    return json(health, 200 if reachable else 503)
+
+
+# -- markets ---------------------------------------------------------------------------
+
+
+@endpoint("GET", "/v1/markets", "List markets", roles=ALL_ROLES)
+async def list_markets(ctx: Context, request: Request, who: Principal, body: Any) -> Response:
+    engine = ctx.runner.engine
+    out = []
+    for market in engine.markets():
+        book = engine.book(market)
+        assert book is not None
+        out.append(
+            {
+                "market": market,
+                "best_bid_fen_per_t": book.best_price(BUY),
+                "best_lot_floor_fen_per_t": book.best_price(SELL),
+            }
+        )
+    return json({"markets": out})
+
+
+@endpoint(
+    "GET", "/v1/markets/{market}/book", "Show a market's book", roles=ALL_ROLES, statuses=(200, 404)
+)
+async def market_book(ctx: Context, request: Request, who: Principal, body: Any) -> Response:
+    market = request.path_params["market"]
+    try:
+        depth = int(request.query_params.get("depth", "10"))
+    except ValueError:
+        depth = -1
+    if not 1 <= depth <= 100:
+        raise ClientError("invalid_value", "depth must be 1-100", field="depth")
+    book = ctx.runner.engine.book(MarketId(market))
+    if book is None:
+        raise ClientError("unknown_market", f"no market {market[:40]!r} has orders")
+    levels = {
+        side: [{"price_fen_per_t": p, "qty_kg": q, "orders": n} for p, q, n in book.depth(s, depth)]
+        for side, s in (("bids", BUY), ("lots", SELL))
+    }
+    return json({"market": market, **levels})
+
+
+# -- standing bids ---------------------------------------------------------------------
+
+RECYCLER = frozenset({"recycler"})
+STORE = frozenset({"store"})
+
+
+@endpoint(
+    "POST",
+    "/v1/bids",
+    "Place a standing bid",
+    roles=RECYCLER,
+    body=PlaceBidBody,
+    statuses=(201,),
+    answers=CommandAnswer,
+)
+async def place_bid(ctx: Context, request: Request, who: Principal, body: PlaceBidBody) -> Response:
+    command = PlaceBid(
+        bid_id=OrderId(0),
+        market=MarketId(body.market),
+        owner=PrincipalId(who.id),
+        org=OrgId(who.org),
+        price_fen_per_t=body.price_fen_per_t,
+        qty_kg=body.qty_kg,
+        min_lot_kg=body.min_lot_kg,
+        expires_at=body.expires_at,
+        join_auctions=body.join_auctions,
+    )
+    return await submit(ctx, request, who, command, created=True)
+
+
+@endpoint("GET", "/v1/bids", "List my standing bids", roles=RECYCLER, answers=Page)
+async def my_bids(ctx: Context, request: Request, who: Principal, body: Any) -> Response:
+    limit, offset = page_params(request)
+    query = select(BIDS).where(BIDS.c.owner == who.id)
+    state = request.query_params.get("state")
+    if state is not None:
+        query = query.where(BIDS.c.state == state)
+    return await page(ctx, query.order_by(BIDS.c.bid_id.desc()), limit, offset)
+
+
+@endpoint(
+    "POST",
+    "/v1/bids/{bid_id}/amend",
+    "Amend a standing bid",
+    roles=RECYCLER,
+    body=AmendBidBody,
+    statuses=(200, 404),
+    answers=CommandAnswer,
+)
+async def amend_bid(ctx: Context, request: Request, who: Principal, body: AmendBidBody) -> Response:
+    bid_id = path_id(request, "bid_id", "bid_not_found")
+    command = AmendBid(
+        bid_id=bid_id,
+        owner=PrincipalId(who.id),
+        price_fen_per_t=body.price_fen_per_t,
+        qty_kg=body.qty_kg,
+    )
+    return await submit(ctx, request, who, command)
+
+
+@endpoint(
+    "POST",
+    "/v1/bids/{bid_id}/cancel",
+    "Cancel a standing bid",
+    roles=RECYCLER,
+    body=Empty,
+    statuses=(200, 404),
+    answers=CommandAnswer,
+)
+async def cancel_bid(ctx: Context, request: Request, who: Principal, body: Any) -> Response:
+    bid_id = path_id(request, "bid_id", "bid_not_found")
+    return await submit(ctx, request, who, CancelBid(bid_id=bid_id, owner=PrincipalId(who.id)))
+
+
+# -- lots --------------------------------------------------------------------------------
+
+
+@endpoint(
+    "POST",
+    "/v1/lots",
+    "Post a lot for sale",
+    roles=STORE,
+    body=PostLotBody,
+    statuses=(201,),
+    answers=CommandAnswer,
+)
+async def post_lot(ctx: Context, request: Request, who: Principal, body: PostLotBody) -> Response:
+    base: dict[str, Any] = {
+        "lot_id": OrderId(0),
+        "market": MarketId(body.market),
+        "owner": PrincipalId(who.id),
+        "org": OrgId(who.org),
+        "weight_kg": body.weight_kg,
+    }
+    relist = OrderId(body.relist_of) if body.relist_of else None
+    command: AnyCommand
+    if body.mode == "one_click":
+        command = SellLot(
+            **base,
+            floor_price_fen_per_t=body.floor_price_fen_per_t,
+            allow_partial=body.allow_partial,
+            if_unsold=body.if_unsold,
+            expires_at=body.expires_at,
+            relist_of=relist,
+        )
+    elif body.mode == "auction":
+        if body.start_price_fen_per_t is None or body.duration_s is None:
+            raise ClientError(
+                "invalid_value",
+                "an auction needs start_price_fen_per_t and duration_s",
+                field="start_price_fen_per_t",
+            )
+        command = StartAuction(
+            **base,
+            start_price_fen_per_t=body.start_price_fen_per_t,
+            duration_s=body.duration_s,
+            reserve_fen_per_t=body.reserve_fen_per_t,
+            buy_now_fen_per_t=body.buy_now_fen_per_t,
+            relist_of=relist,
+        )
+    else:
+        command = InviteOffers(**base, expires_at=body.expires_at, relist_of=relist)
+    return await submit(ctx, request, who, command, created=True)
+
+
+ON_SALE = ("open", "in_auction", "taking_offers")
+
+
+def lot_visible(lot: dict[str, Any], who: Principal) -> bool:
+    if lot["owner"] == who.id or who.role == "admin":
+        return True
+    if who.role == "regulator":
+        return who.sees_region(region_of(lot["market"]))
+    return who.role == "recycler" and lot["state"] in ON_SALE
+
+
+@endpoint("GET", "/v1/lots", "List lots", roles=ALL_ROLES, answers=Page)
+async def list_lots(ctx: Context, request: Request, who: Principal, body: Any) -> Response:
+    limit, offset = page_params(request)
+    query = select(LOTS)
+    if who.role == "regulator":
+        query = query.where(region_clause(LOTS.c.market, who))
+    elif who.role == "recycler":
+        query = query.where(or_(LOTS.c.owner == who.id, LOTS.c.state.in_(ON_SALE)))
+    elif who.role != "admin":
+        query = query.where(LOTS.c.owner == who.id)
+    for name in ("market", "state", "kind"):
+        value = request.query_params.get(name)
+        if value is not None:
+            query = query.where(LOTS.c[name] == value)
+    return await page(ctx, query.order_by(LOTS.c.lot_id.desc()), limit, offset)
+
+
+@endpoint("GET", "/v1/lots/{lot_id}", "Show a lot", roles=ALL_ROLES, statuses=(200, 404))
+async def get_lot(ctx: Context, request: Request, who: Principal, body: Any) -> Response:
+    lot_id = path_id(request, "lot_id", "lot_not_found")
+    lot = ctx.runner.engine.lot(lot_id)
+    if lot is None:
+        raise ClientError("lot_not_found", "no such lot")
+    view = msgspec.to_builtins(lot)
+    if not lot_visible(view, who):
+        raise ClientError("lot_not_found", "no such lot")
+    view.pop("open_offers", None)
+    auction = ctx.runner.engine._auctions.get(lot_id)
+    if auction is not None:
+        view["auction"] = {
+            "start_price_fen_per_t": auction.start_price,
+            "visible_price_fen_per_t": auction.visible_price(),
+            "min_next_bid_fen_per_t": auction.min_next_bid(),
+            "closes_at": auction.closes_at.isoformat(),
+            "bids": auction.bids,
+            "has_reserve": auction.reserve is not None,
+            "reserve_met": auction.reserve_met(),
+            "buy_now_fen_per_t": auction.buy_now if auction.buy_now_open() else None,
+            "leading": auction.leader is not None and auction.leader.bidder == who.id,
+        }
+    return json(view)
+
+
+def lot_action(
+    name: str,
+    action: str,
+    summary: str,
+    roles: frozenset[str],
+    make: Callable[[OrderId, Principal, Any], AnyCommand],
+    body: type = Empty,
+) -> None:
+    """``POST /v1/lots/{lot_id}/<action>``: one engine command about one lot."""
+
+    async def handler(ctx: Context, request: Request, who: Principal, payload: Any) -> Response:
+        lot_id = path_id(request, "lot_id", "lot_not_found")
+        return await submit(ctx, request, who, make(lot_id, who, payload))
+
+    handler.__name__ = name
+    endpoint(
+        "POST",
+        f"/v1/lots/{{lot_id}}/{action}",
+        summary,
+        roles=roles,
+        body=body,
+        statuses=(200, 404),
+        answers=CommandAnswer,
+    )(handler)
+
+
+def _p(who: Principal) -> PrincipalId:
+    return PrincipalId(who.id)
+
+
+lot_action(
+    "cancel_lot", "cancel", "Cancel my lot", STORE, lambda i, w, b: CancelLot(lot_id=i, owner=_p(w))
+)
+lot_action(
+    "auction_bid",
+    "bids",
+    "Bid in a lot's auction",
+    RECYCLER,
+    lambda i, w, b: AuctionBid(
+        lot_id=i, bidder=_p(w), org=OrgId(w.org), max_price_fen_per_t=b.max_price_fen_per_t
+    ),
+    AuctionBidBody,
+)
+lot_action(
+    "buy_now",
+    "buy-now",
+    "Buy a lot now",
+    RECYCLER,
+    lambda i, w, b: BuyNow(lot_id=i, bidder=_p(w), org=OrgId(w.org)),
+)
+lot_action(
+    "accept_result",
+    "accept-result",
+    "Accept a below-reserve result",
+    STORE,
+    lambda i, w, b: AcceptResult(lot_id=i, owner=_p(w)),
+)
+lot_action(
+    "decline_result",
+    "decline-result",
+    "Decline a below-reserve result",
+    STORE,
+    lambda i, w, b: DeclineResult(lot_id=i, owner=_p(w)),
+)
+
+
+@endpoint(
+    "POST",
+    "/v1/lots/{lot_id}/offers",
+    "Make an offer on a lot",
+    roles=RECYCLER,
+    body=OfferBody,
+    statuses=(201, 404),
+    answers=CommandAnswer,
+)
+async def make_offer(ctx: Context, request: Request, who: Principal, body: OfferBody) -> Response:
+    lot_id = path_id(request, "lot_id", "lot_not_found")
+    command = MakeOffer(
+        offer_id=OrderId(0),
+        lot_id=lot_id,
+        bidder=_p(who),
+        org=OrgId(who.org),
+        price_fen_per_t=body.price_fen_per_t,
+        expires_at=body.expires_at,
+    )
+    return await submit(ctx, request, who, command, created=True)
+
+
+def offer_action(
+    name: str,
+    summary: str,
+    roles: frozenset[str],
+    make: Callable[[OrderId, Principal, Any], AnyCommand],
+    body: type = Empty,
+) -> None:
+    async def handler(ctx: Context, request: Request, who: Principal, payload: Any) -> Response:
+        offer_id = path_id(request, "offer_id", "offer_not_found")
+        return await submit(ctx, request, who, make(offer_id, who, payload))
+
+    handler.__name__ = "offer_" + name.replace("-", "_")
+    endpoint(
+        "POST",
+        f"/v1/offers/{{offer_id}}/{name}",
+        summary,
+        roles=roles,
+        body=body,
+        statuses=(200, 404),
+        answers=CommandAnswer,
+    )(handler)
+
+
+offer_action(
+    "counter",
+    "Counter an offer",
+    STORE,
+    lambda i, w, b: CounterOffer(offer_id=i, owner=_p(w), price_fen_per_t=b.price_fen_per_t),
+    CounterBody,
+)
+offer_action(
+    "accept", "Accept an offer", STORE, lambda i, w, b: AcceptOffer(offer_id=i, owner=_p(w))
+)
+offer_action(
+    "reject", "Reject an offer", STORE, lambda i, w, b: RejectOffer(offer_id=i, owner=_p(w))
+)
+offer_action(
+    "accept-counter",
+    "Accept a counter-offer",
+    RECYCLER,
+    lambda i, w, b: AcceptCounter(offer_id=i, bidder=_p(w)),
+)
+offer_action(
+    "withdraw",
+    "Withdraw my offer",
+    RECYCLER,
+    lambda i, w, b: WithdrawOffer(offer_id=i, bidder=_p(w)),
+)
+
+
+# -- trades, awards, buying power ---------------------------------------------------------
+
+READERS = frozenset({"store", "recycler", "regulator", "admin"})
+
+
+def parties(table: Any, who: Principal) -> Any:
+    if who.role == "regulator":
+        return region_clause(table.c.market, who)
+    if who.role == "admin":
+        return text("1=1")
+    return or_(table.c.buyer == who.id, table.c.seller == who.id)
+
+
+@endpoint(
+    "GET", "/v1/trades", "List trades (mine; a regulator's regions)", roles=READERS, answers=Page
+)
+async def list_trades(ctx: Context, request: Request, who: Principal, body: Any) -> Response:
+    limit, offset = page_params(request)
+    query = select(TRADES).where(parties(TRADES, who)).order_by(TRADES.c.trade_id.desc())
+    return await page(ctx, query, limit, offset)
+
+
+@endpoint(
+    "GET", "/v1/awards", "List awards (mine; a regulator's regions)", roles=READERS, answers=Page
+)
+async def list_awards(ctx: Context, request: Request, who: Principal, body: Any) -> Response:
+    limit, offset = page_params(request)
+    query = select(AWARDS).where(parties(AWARDS, who)).order_by(AWARDS.c.lot_id.desc())
+    return await page(ctx, query, limit, offset)
+
+
+@endpoint("GET", "/v1/buying-power", "Show my buying power", roles=RECYCLER)
+async def my_buying_power(ctx: Context, request: Request, who: Principal, body: Any) -> Response:
+    limit, reserved, available = ctx.runner.engine.buying_power(PrincipalId(who.id))
+    return json({"limit_fen": limit, "reserved_fen": reserved, "available_fen": available})
+
+
+@endpoint(
+    "POST",
+    "/v1/admin/buying-power",
+    "Set a recycler's buying power",
+    roles=frozenset({"admin"}),
+    body=BuyingPowerBody,
+    answers=CommandAnswer,
+)
+async def set_buying_power(
+    ctx: Context, request: Request, who: Principal, body: BuyingPowerBody
+) -> Response:
+    command = SetBuyingPower(bidder=PrincipalId(body.bidder), limit_fen=body.limit_fen)
+    return await submit(ctx, request, who, command)

@@ -1,0 +1,101 @@
+"""``/openapi.json``, generated from the same registry and msgspec types that validate
+requests: the bounds in the schema are the bounds enforced."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from web.api import ENDPOINTS
+from web.errors import HTTP_CODES
+from web.wire import Problem
+
+REF = "#/components/schemas/{name}"
+_PARAM = re.compile(r"{([a-z_]+)}")
+
+
+def build() -> dict[str, Any]:
+    types: list[Any] = [Problem]
+    for ep in ENDPOINTS:
+        for t in (ep.body, ep.answers):
+            if t is not None and t not in types:
+                types.append(t)
+    refs, components = msgspec.json.schema_components(types, ref_template=REF)
+    ref_of = dict(zip(types, refs, strict=True))
+    paths: dict[str, dict[str, Any]] = {}
+    for ep in ENDPOINTS:
+        op: dict[str, Any] = {"operationId": ep.name, "summary": ep.summary}
+        params = [
+            {
+                "name": n,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "pattern": "^[0-9]{1,15}$"}
+                if n.endswith("_id")
+                else {"type": "string", "pattern": "^[a-z_]{1,32}:[0-9]{6}$"},
+            }
+            for n in _PARAM.findall(ep.path)
+        ]
+        if ep.method == "POST":
+            params.append(
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,255}$"},
+                }
+            )
+        if ep.method == "GET" and ep.answers is not None and ep.answers.__name__ == "Page":
+            params += [
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                },
+                {
+                    "name": "offset",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
+                },
+            ]
+        if params:
+            op["parameters"] = params
+        if ep.body is not None:
+            op["requestBody"] = {
+                "required": ep.body.__name__ != "Empty",
+                "content": {"application/json": {"schema": ref_of[ep.body]}},
+            }
+        if not ep.public:
+            op["security"] = [{"bearer": []}]
+        responses: dict[str, Any] = {}
+        for status in ep.statuses:
+            if status < 400:
+                content = (
+                    {"application/json": {"schema": ref_of[ep.answers]}}
+                    if ep.answers
+                    else {"application/json": {"schema": {"type": "object"}}}
+                )
+                responses[str(status)] = {"description": "OK", "content": content}
+            else:
+                responses[str(status)] = {
+                    "description": "problem",
+                    "content": {"application/problem+json": {"schema": ref_of[Problem]}},
+                }
+        op["responses"] = responses
+        paths.setdefault(ep.path, {})[ep.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Waste lead-acid battery auction engine",
+            "version": "0.1.0",
+            "description": "Prices in fen per tonne, weights in kg. Errors: "
+            + ", ".join(sorted(HTTP_CODES)),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

@@ -1,0 +1,114 @@
+"""The HTTP API's request and response bodies.  The same types validate requests and
+generate ``/openapi.json``, so the bounds in the schema are the bounds enforced.
+
+Identity (owner, org, bidder) is never in a body: it comes from the token.  Unknown
+fields are refused.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from auction.money import MAX_PRICE_FEN_PER_T, MAX_WEIGHT_KG
+
+Price = Annotated[int, Meta(ge=1, le=MAX_PRICE_FEN_PER_T, description="fen per tonne (分/吨)")]
+Kg = Annotated[int, Meta(ge=1, le=MAX_WEIGHT_KG, description="whole kilograms")]
+MinKg = Annotated[int, Meta(ge=0, le=MAX_WEIGHT_KG, description="whole kilograms")]
+Market = Annotated[
+    str, Meta(pattern=r"^[a-z_]{1,32}:[0-9]{6}$", description="<category>:<6-digit region>")
+]
+Seconds = Annotated[int, Meta(ge=1, le=30 * 86_400)]
+LimitFen = Annotated[int, Meta(ge=0, le=10**15)]
+Principal = Annotated[str, Meta(min_length=1, max_length=200)]
+
+
+class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class PlaceBidBody(Body):
+    market: Market
+    price_fen_per_t: Price
+    qty_kg: Kg
+    min_lot_kg: MinKg = 0
+    expires_at: datetime | None = None
+    join_auctions: bool = False
+
+
+class AmendBidBody(Body):
+    price_fen_per_t: Price | None = None
+    qty_kg: Kg | None = None
+
+
+class PostLotBody(Body):
+    """A lot for sale: ``one_click`` (我要投售), ``auction`` (竞价投售) or ``offers`` (议价投售)."""
+
+    mode: Literal["one_click", "auction", "offers"]
+    market: Market
+    weight_kg: Kg
+    floor_price_fen_per_t: Price | None = None
+    allow_partial: bool = False
+    if_unsold: Literal["rest", "refuse"] = "refuse"
+    start_price_fen_per_t: Price | None = None
+    reserve_fen_per_t: Price | None = None
+    buy_now_fen_per_t: Price | None = None
+    duration_s: Seconds | None = None
+    expires_at: datetime | None = None
+    relist_of: Annotated[int, Meta(ge=1)] | None = None
+
+
+class AuctionBidBody(Body):
+    max_price_fen_per_t: Price
+
+
+class OfferBody(Body):
+    price_fen_per_t: Price
+    expires_at: datetime
+
+
+class CounterBody(Body):
+    price_fen_per_t: Price
+
+
+class BuyingPowerBody(Body):
+    bidder: Principal
+    limit_fen: LimitFen
+
+
+class Empty(Body):
+    """No fields: the action is in the path."""
+
+
+class CommandAnswer(msgspec.Struct):
+    """What a state-changing request answers: the journal position and the events."""
+
+    seq: int | None
+    replay: bool
+    events: list[dict[str, Any]]
+    id: int | None = None
+
+
+class Page(msgspec.Struct):
+    items: list[dict[str, Any]]
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+class Problem(msgspec.Struct):
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str
+    field: str | None = None
+
+
+class Health(msgspec.Struct):
+    ok: bool
+    journal: Literal["reachable", "unreachable"]
+    seq: int
