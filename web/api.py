@@ -221,6 +221,12 @@ def route_handler(ep: Endpoint) -> Callable[[Request], Awaitable[Response]]:
                 try:
                     body = _DECODERS[ep.body].decode(raw)
                 except msgspec.ValidationError as err:
+                    # a typed decode stops at the first wrong field; broken JSON further on
+                    # (NaN, trailing garbage) is still malformed, and says so first
+                    try:
+                        msgspec.json.decode(raw)
+                    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as bad:
+                        return problem("malformed_json", f"not one valid JSON document: {bad}")
                     return validation_problem(err)
                 except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError) as err:
                     return problem("malformed_json", f"not one valid JSON document: {err}")
