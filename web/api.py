@@ -253,8 +253,14 @@ def path_id(request: Request, name: str, missing: str) -> OrderId:
 
 
 async def submit(
-    ctx: Context, request: Request, who: Principal, command: AnyCommand, created: bool = False
+    ctx: Context,
+    request: Request,
+    who: Principal,
+    command: AnyCommand,
+    id_field: str | None = None,
 ) -> Response:
+    """Through the runner with the request's idempotency key; ``id_field`` names the id
+    of what the command creates (answered as ``id``, with 201)."""
     answer = await ctx.runner.submit(command, principal=who.id, key=request.state.idempotency_key)
     headers = {"Idempotent-Replay": "true"} if answer.replay else None
     last = answer.events[-1] if answer.events else None
@@ -264,20 +270,12 @@ async def submit(
             resp.headers.update(headers)
         return resp
     new_id = None
-    for ev in answer.events:
-        for attr in ("bid_id", "lot_id", "offer_id"):
-            if type(ev).__name__ in (
-                "BidPlaced",
-                "LotPosted",
-                "AuctionStarted",
-                "LotStateChanged",
-                "OfferChanged",
-            ) and hasattr(ev, attr):
-                new_id = new_id or getattr(ev, attr)
+    if id_field is not None:
+        new_id = next((getattr(e, id_field) for e in answer.events if hasattr(e, id_field)), None)
     body = CommandAnswer(
         answer.seq, answer.replay, [msgspec.to_builtins(e) for e in answer.events], new_id
     )
-    return json(body, 201 if created else 200, headers)
+    return json(body, 201 if id_field else 200, headers)
 
 
 def page_params(request: Request) -> tuple[int, int]:
@@ -402,7 +400,7 @@ async def place_bid(ctx: Context, request: Request, who: Principal, body: PlaceB
         expires_at=body.expires_at,
         join_auctions=body.join_auctions,
     )
-    return await submit(ctx, request, who, command, created=True)
+    return await submit(ctx, request, who, command, "bid_id")
 
 
 @endpoint("GET", "/v1/bids", "List my standing bids", roles=RECYCLER, answers=Page)
@@ -497,7 +495,7 @@ async def post_lot(ctx: Context, request: Request, who: Principal, body: PostLot
         )
     else:
         command = InviteOffers(**base, expires_at=body.expires_at, relist_of=relist)
-    return await submit(ctx, request, who, command, created=True)
+    return await submit(ctx, request, who, command, "lot_id")
 
 
 ON_SALE = ("open", "in_auction", "taking_offers")
@@ -639,7 +637,7 @@ async def make_offer(ctx: Context, request: Request, who: Principal, body: Offer
         price_fen_per_t=body.price_fen_per_t,
         expires_at=body.expires_at,
     )
-    return await submit(ctx, request, who, command, created=True)
+    return await submit(ctx, request, who, command, "offer_id")
 
 
 def offer_action(
