@@ -21,6 +21,7 @@ class Settings:
     allow_unsafe_durability: bool = False
     max_batch: int = 1_000
     max_queue: int = 10_000
+    rate_per_principal: float = 200.0  # requests/s per principal (token bucket, burst 2x)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -32,6 +33,8 @@ class Settings:
                 continue
             if f.name in ("snapshot_every", "max_batch", "max_queue"):
                 values[f.name] = int(raw)
+            elif f.name == "rate_per_principal":
+                values[f.name] = float(raw)
             elif f.name == "allow_unsafe_durability":
                 values[f.name] = _flag(raw)
             elif f.name == "snapshot_path":

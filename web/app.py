@@ -61,7 +61,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         runner, db = await open_runner(settings, clock)
         writer = asyncio.create_task(runner.run())
-        app.state.ctx = Context(runner, Accounts(db), clock, RateLimiter())
+        limiter = RateLimiter(settings.rate_per_principal, 2 * settings.rate_per_principal)
+        app.state.ctx = Context(runner, Accounts(db), clock, limiter)
         app.state.writer = writer
         if on_ready is not None:
             await on_ready(app.state.ctx)
