@@ -168,6 +168,26 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA busy_timeout=5000",
+    # the journal and read tables grow all day: keep their index pages in memory
+    "PRAGMA cache_size=-131072",  # 128 MiB
+    "PRAGMA wal_autocheckpoint=8192",  # pages: fewer, larger checkpoints
+)
+
+
+def sqlite_path(engine: AsyncEngine) -> str | None:
+    """The file of a SQLite engine (None for other databases or in-memory SQLite)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return None
+    return database
+
+
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine for ``url`` with our durability settings applied on connect."""
     if is_sqlite(url):
@@ -176,12 +196,8 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _: Any) -> None:
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.execute("PRAGMA busy_timeout=5000")
-            # the journal and read tables grow all day: keep their index pages in memory
-            cur.execute("PRAGMA cache_size=-131072")  # 128 MiB
-            cur.execute("PRAGMA wal_autocheckpoint=8192")  # pages: fewer, larger checkpoints
+            for pragma in SQLITE_PRAGMAS:
+                cur.execute(pragma)
             cur.close()
 
         return engine

@@ -8,7 +8,9 @@ either everything in the batch is durable, or nothing is.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,6 +20,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auction.db import (
+    SQLITE_PRAGMAS,
     AuditRow,
     AwardRow,
     BidRow,
@@ -26,6 +29,7 @@ from auction.db import (
     JournalRow,
     LotRow,
     TradeRow,
+    sqlite_path,
     table_of,
 )
 
@@ -102,6 +106,8 @@ class Journal:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._sql = self._statements()
+        self._sqlite_path = sqlite_path(engine)
+        self._writer: sqlite3.Connection | None = None
 
     # -- writing -----------------------------------------------------------------------
 
@@ -112,32 +118,74 @@ class Journal:
         second, SQLAlchemy's per-row compilation and parameter processing cost more than
         the database's own work.  The SQL is the same on both databases but for the
         placeholders (``ON CONFLICT ... DO UPDATE`` is in SQLite and PostgreSQL alike).
+
+        SQLite: the whole batch runs in one hop to a worker thread on the writer's own
+        connection (aiosqlite would hop once per statement, and each hop waits for the
+        event loop).  PostgreSQL: asyncpg on the loop, one transaction.
         """
-        sql = self._sql
+        statements = self._batch_statements(batch)
+        if not statements:
+            return
+        if self._sqlite_path is not None:
+            await asyncio.to_thread(self._commit_sqlite, statements)
+            return
         async with self.engine.begin() as conn:
-            run = conn.exec_driver_sql
-            if batch.journal:
-                await run(sql["journal"], _tuples(batch.journal, _COLUMNS["journal"]))
-                await run(sql["audit"], _tuples(batch.audit, _COLUMNS["audit"]))
-            if batch.idempotency:
-                await run(sql["idempotency"], _tuples(batch.idempotency, _COLUMNS["idempotency"]))
-            if batch.new_bids:
-                await run(sql["bids"], _tuples(batch.new_bids.values(), _COLUMNS["bids"]))
-            if batch.bid_updates:
-                rows = [
-                    (v["price_fen_per_t"], v["open_kg"], v["state"], v["updated_seq"], k)
-                    for k, v in batch.bid_updates.items()
-                ]
-                await run(sql["bid_update"], rows)
-            if batch.lots:
-                await run(sql["lots"], _tuples(batch.lots.values(), _COLUMNS["lots"]))
-            if batch.trades:
-                await run(sql["trades"], _tuples(batch.trades, _COLUMNS["trades"]))
-            if batch.awards:
-                await run(sql["awards"], _tuples(batch.awards, _COLUMNS["awards"]))
-            if batch.buying_power:
-                rows = _tuples(batch.buying_power.values(), _COLUMNS["buying_power"])
-                await run(sql["buying_power"], rows)
+            for sql, rows in statements:
+                await conn.exec_driver_sql(sql, rows)
+
+    def _batch_statements(self, batch: Batch) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        sql = self._sql
+        out: list[tuple[str, list[tuple[Any, ...]]]] = []
+        if batch.journal:
+            out.append((sql["journal"], _tuples(batch.journal, _COLUMNS["journal"])))
+            out.append((sql["audit"], _tuples(batch.audit, _COLUMNS["audit"])))
+        if batch.idempotency:
+            out.append((sql["idempotency"], _tuples(batch.idempotency, _COLUMNS["idempotency"])))
+        if batch.new_bids:
+            out.append((sql["bids"], _tuples(batch.new_bids.values(), _COLUMNS["bids"])))
+        if batch.bid_updates:
+            rows = [
+                (v["price_fen_per_t"], v["open_kg"], v["state"], v["updated_seq"], k)
+                for k, v in batch.bid_updates.items()
+            ]
+            out.append((sql["bid_update"], rows))
+        if batch.lots:
+            out.append((sql["lots"], _tuples(batch.lots.values(), _COLUMNS["lots"])))
+        if batch.trades:
+            out.append((sql["trades"], _tuples(batch.trades, _COLUMNS["trades"])))
+        if batch.awards:
+            out.append((sql["awards"], _tuples(batch.awards, _COLUMNS["awards"])))
+        if batch.buying_power:
+            rows = _tuples(batch.buying_power.values(), _COLUMNS["buying_power"])
+            out.append((sql["buying_power"], rows))
+        return out
+
+    def _commit_sqlite(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        if self._writer is None:
+            assert self._sqlite_path is not None
+            conn = sqlite3.connect(self._sqlite_path, isolation_level=None, check_same_thread=False)
+            for pragma in SQLITE_PRAGMAS:
+                conn.execute(pragma)
+            self._writer = conn
+        conn = self._writer
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for sql, rows in statements:
+                conn.executemany(sql, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            # a connection that failed mid-commit is not trusted again
+            conn.close()
+            self._writer = None
+            raise
+
+    def close(self) -> None:
+        """Close the writer's own SQLite connection (the engine is disposed by its owner)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     def _statements(self) -> dict[str, str]:
         numbered = self.engine.dialect.paramstyle == "numeric_dollar"

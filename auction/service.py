@@ -67,6 +67,8 @@ async def run_engine(settings: Settings, host: str, port: int) -> None:
     writer.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await writer
+    if runner.journal is not None:
+        runner.journal.close()
     await db.dispose()
     if writer in done and writer.exception() is not None:
         print(f"auction: the writer stopped: {writer.exception()!r}", file=sys.stderr)

@@ -73,6 +73,8 @@ def create_app(
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
+            if runner.journal is not None:
+                runner.journal.close()
             await db.dispose()
 
     routes = [

@@ -91,6 +91,7 @@ async def with_runner(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        journal.close()
         await journal.engine.dispose()
 
 

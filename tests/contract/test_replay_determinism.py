@@ -25,8 +25,9 @@ async def journal_stream(url: str, snap: Path) -> dict[int, str]:
     db = make_engine(url)
     await upgrade(db)
     clock = ManualClock(START)
+    journal = Journal(db)
     runner = await Runner.open(
-        Journal(db), clock, snapshot_path=snap, snapshot_every=8_000, max_batch=CHUNK
+        journal, clock, snapshot_path=snap, snapshot_every=8_000, max_batch=CHUNK
     )
     task = asyncio.create_task(runner.run())
     # buying power is held by trades until settlement: fund generously for a long run
@@ -43,6 +44,7 @@ async def journal_stream(url: str, snap: Path) -> dict[int, str]:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        journal.close()
         await db.dispose()
     return checkpoints
 
