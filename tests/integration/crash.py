@@ -50,6 +50,9 @@ class Outcome:
 
 
 class Server:
+    ARGV: tuple[str, ...] = ("engine", "--listen")
+    READY = "ready"
+
     def __init__(self, url: str, snapshot: Path, env: dict[str, str] | None = None) -> None:
         self.log = open(snapshot.with_name("engine.log"), "a")  # noqa: SIM115
         self.port = free_port()
@@ -65,7 +68,7 @@ class Server:
         )
         full_env.update(env or {})
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "auction", "engine", "--listen", f"127.0.0.1:{self.port}"],
+            [sys.executable, "-m", "auction", *self.ARGV, self.address()],
             env=full_env,
             stdout=subprocess.PIPE,
             stderr=self.log,
@@ -73,9 +76,16 @@ class Server:
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
-        if not line.startswith("ready"):
+        if not line.startswith(self.READY):
             self.kill()
             raise RuntimeError(f"engine did not start: {line!r}; see {self.log.name}")
+        self.wait_ready()
+
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def wait_ready(self) -> None:
+        """The command port answers once it printed "ready"."""
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -113,6 +123,8 @@ async def call(port: int, body: dict[str, Any], timeout: float = 20.0) -> dict[s
 
 
 class Harness:
+    SERVER: type[Server] = Server
+
     def __init__(self, url: str, workdir: Path, seed: int) -> None:
         self.url = url
         self.snapshot = workdir / "engine.snapshot"
@@ -152,14 +164,18 @@ class Harness:
     async def _send(self, port: int, out: Outcome) -> bool:
         """True if answered; False if the answer was lost (server gone)."""
         try:
-            answer = await call(
-                port, {"principal": out.principal, "key": out.key, "command": out.command}
-            )
+            answer = await self.request(port, out)
         except (TimeoutError, ConnectionError, OSError, json.JSONDecodeError):
             out.lost += 1
             return False
         out.answers.append(answer)
         return True
+
+    async def request(self, port: int, out: Outcome) -> dict[str, Any]:
+        """One request on the command port; HTTP harnesses override this."""
+        return await call(
+            port, {"principal": out.principal, "key": out.key, "command": out.command}
+        )
 
     async def _client(self, port: int, stop: asyncio.Event, lost: list[Outcome]) -> None:
         while not stop.is_set():
@@ -187,13 +203,14 @@ class Harness:
             capture_output=True,
             timeout=120,
         )
-        server = Server(self.url, self.snapshot)
+        self.prepare()
+        server = self.SERVER(self.url, self.snapshot)
         asyncio.run(self.setup(server.port))
         for round_ in range(kills):
             env = {"AUCTION_FAULTS": fault.format(n=self.rng.randint(3, 30))} if fault else None
             if env:
                 server.stop()
-                server = Server(self.url, self.snapshot, env)
+                server = self.SERVER(self.url, self.snapshot, env)
             lost: list[Outcome] = []
 
             async def load(server: Server = server, lost: list[Outcome] = lost) -> None:
@@ -212,13 +229,19 @@ class Harness:
 
             asyncio.run(load())
             server.kill()
-            server = Server(self.url, self.snapshot)
+            server = self.SERVER(self.url, self.snapshot)
             # every request whose answer was lost is retried with the same key
             for out in lost:
                 assert asyncio.run(self._retry(server.port, out)), f"round {round_}: retry failed"
             self.retried.extend(lost)
-        self.final_state = asyncio.run(call(server.port, {"query": "state"}))
+        self.final_state = asyncio.run(self.state(server.port))
         server.stop()
+
+    def prepare(self) -> None:
+        """Anything needed before the first start (accounts, for HTTP)."""
+
+    async def state(self, port: int) -> dict[str, Any]:
+        return await call(port, {"query": "state"})
 
     async def _retry(self, port: int, out: Outcome) -> bool:
         for _ in range(20):
