@@ -35,7 +35,11 @@ async def openapi(request: Request) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
-        return problem("method_not_allowed", "see /openapi.json for what each path takes")
+        resp = problem("method_not_allowed", "see /openapi.json for what each path takes")
+        allow = (exc.headers or {}).get("Allow")
+        if allow:
+            resp.headers["Allow"] = allow  # RFC 9110: a 405 says what is allowed
+        return resp
     return problem("not_found", f"nothing at {request.url.path[:100]}")
 
 
@@ -46,6 +50,27 @@ async def _crash(request: Request, exc: Exception) -> Response:  # never a bare 
         status_code=500,
         media_type="application/problem+json",
     )
+
+
+def _routes() -> list[Route]:
+    """One Starlette route per path, dispatching on the method, so that a 405 names every
+    method the path takes (``Allow``).  The route's name lists its endpoints' names."""
+    by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {}
+    names: dict[str, list[str]] = {}
+    for ep in ENDPOINTS:
+        by_path.setdefault(ep.path, {})[ep.method] = route_handler(ep)
+        names.setdefault(ep.path, []).append(ep.name)
+
+    def dispatcher(handlers: dict[str, Callable[[Request], Awaitable[Response]]]) -> Any:
+        async def dispatch(request: Request) -> Response:
+            return await handlers[request.method](request)
+
+        return dispatch
+
+    return [
+        Route(path, dispatcher(handlers), methods=list(handlers), name=",".join(names[path]))
+        for path, handlers in by_path.items()
+    ]
 
 
 def create_app(
@@ -77,9 +102,7 @@ def create_app(
                 runner.journal.close()
             await db.dispose()
 
-    routes = [
-        Route(ep.path, route_handler(ep), methods=[ep.method], name=ep.name) for ep in ENDPOINTS
-    ]
+    routes = _routes()
     routes.append(Route("/openapi.json", openapi, methods=["GET"], name="openapi"))
     app = Starlette(
         routes=routes,

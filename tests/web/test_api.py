@@ -58,12 +58,16 @@ def post_lot(svc: Service, who: str = "s1", **body: Any) -> Any:
 
 def test_every_route_has_a_policy(service: Service) -> None:
     declared = {ep.name: ep for ep in ENDPOINTS}
+    seen = set()
     for route in service.client.app.routes:  # type: ignore[attr-defined]
-        name = route.name
-        assert name == "openapi" or name in declared, f"{route.path} has no policy entry"
-        if name != "openapi":
-            ep = declared[name]
-            assert ep.public or ep.roles, f"{route.path} allows nobody by accident"
+        for name in route.name.split(","):
+            assert name == "openapi" or name in declared, f"{route.path} has no policy entry"
+            if name != "openapi":
+                ep = declared[name]
+                assert ep.public or ep.roles, f"{route.path} allows nobody by accident"
+                assert ep.method in route.methods
+                seen.add(name)
+    assert seen == set(declared)
 
 
 def test_every_route_with_every_role(service: Service) -> None:
@@ -257,3 +261,4 @@ def test_health_openapi_and_unknown_paths(service: Service) -> None:
     assert resp.status_code == 404 and code(resp) == "not_found"
     resp = service.client.delete("/v1/bids")
     assert resp.status_code == 405 and code(resp) == "method_not_allowed"
+    assert set(resp.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
