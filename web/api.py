@@ -552,7 +552,8 @@ async def get_lot(ctx: Context, request: Request, who: Principal, body: Any) -> 
     return json(view)
 
 
-def lot_action(
+def object_action(
+    kind: str,
     name: str,
     action: str,
     summary: str,
@@ -560,16 +561,17 @@ def lot_action(
     make: Callable[[OrderId, Principal, Any], AnyCommand],
     body: type = Empty,
 ) -> None:
-    """``POST /v1/lots/{lot_id}/<action>``: one engine command about one lot."""
+    """``POST /v1/<kind>s/{<kind>_id}/<action>``: one engine command about one lot or offer."""
+    field, missing = f"{kind}_id", f"{kind}_not_found"
 
     async def handler(ctx: Context, request: Request, who: Principal, payload: Any) -> Response:
-        lot_id = path_id(request, "lot_id", "lot_not_found")
-        return await submit(ctx, request, who, make(lot_id, who, payload))
+        object_id = path_id(request, field, missing)
+        return await submit(ctx, request, who, make(object_id, who, payload))
 
     handler.__name__ = name
     endpoint(
         "POST",
-        f"/v1/lots/{{lot_id}}/{action}",
+        f"/v1/{kind}s/{{{field}}}/{action}",
         summary,
         roles=roles,
         body=body,
@@ -582,10 +584,16 @@ def _p(who: Principal) -> PrincipalId:
     return PrincipalId(who.id)
 
 
-lot_action(
-    "cancel_lot", "cancel", "Cancel my lot", STORE, lambda i, w, b: CancelLot(lot_id=i, owner=_p(w))
+object_action(
+    "lot",
+    "cancel_lot",
+    "cancel",
+    "Cancel my lot",
+    STORE,
+    lambda i, w, b: CancelLot(lot_id=i, owner=_p(w)),
 )
-lot_action(
+object_action(
+    "lot",
     "auction_bid",
     "bids",
     "Bid in a lot's auction",
@@ -595,21 +603,24 @@ lot_action(
     ),
     AuctionBidBody,
 )
-lot_action(
+object_action(
+    "lot",
     "buy_now",
     "buy-now",
     "Buy a lot now",
     RECYCLER,
     lambda i, w, b: BuyNow(lot_id=i, bidder=_p(w), org=OrgId(w.org)),
 )
-lot_action(
+object_action(
+    "lot",
     "accept_result",
     "accept-result",
     "Accept a below-reserve result",
     STORE,
     lambda i, w, b: AcceptResult(lot_id=i, owner=_p(w)),
 )
-lot_action(
+object_action(
+    "lot",
     "decline_result",
     "decline-result",
     "Decline a below-reserve result",
@@ -640,49 +651,42 @@ async def make_offer(ctx: Context, request: Request, who: Principal, body: Offer
     return await submit(ctx, request, who, command, "offer_id")
 
 
-def offer_action(
-    name: str,
-    summary: str,
-    roles: frozenset[str],
-    make: Callable[[OrderId, Principal, Any], AnyCommand],
-    body: type = Empty,
-) -> None:
-    async def handler(ctx: Context, request: Request, who: Principal, payload: Any) -> Response:
-        offer_id = path_id(request, "offer_id", "offer_not_found")
-        return await submit(ctx, request, who, make(offer_id, who, payload))
-
-    handler.__name__ = "offer_" + name.replace("-", "_")
-    endpoint(
-        "POST",
-        f"/v1/offers/{{offer_id}}/{name}",
-        summary,
-        roles=roles,
-        body=body,
-        statuses=(200, 404),
-        answers=CommandAnswer,
-    )(handler)
-
-
-offer_action(
+object_action(
+    "offer",
+    "offer_counter",
     "counter",
     "Counter an offer",
     STORE,
     lambda i, w, b: CounterOffer(offer_id=i, owner=_p(w), price_fen_per_t=b.price_fen_per_t),
     CounterBody,
 )
-offer_action(
-    "accept", "Accept an offer", STORE, lambda i, w, b: AcceptOffer(offer_id=i, owner=_p(w))
+object_action(
+    "offer",
+    "offer_accept",
+    "accept",
+    "Accept an offer",
+    STORE,
+    lambda i, w, b: AcceptOffer(offer_id=i, owner=_p(w)),
 )
-offer_action(
-    "reject", "Reject an offer", STORE, lambda i, w, b: RejectOffer(offer_id=i, owner=_p(w))
+object_action(
+    "offer",
+    "offer_reject",
+    "reject",
+    "Reject an offer",
+    STORE,
+    lambda i, w, b: RejectOffer(offer_id=i, owner=_p(w)),
 )
-offer_action(
+object_action(
+    "offer",
+    "offer_accept_counter",
     "accept-counter",
     "Accept a counter-offer",
     RECYCLER,
     lambda i, w, b: AcceptCounter(offer_id=i, bidder=_p(w)),
 )
-offer_action(
+object_action(
+    "offer",
+    "offer_withdraw",
     "withdraw",
     "Withdraw my offer",
     RECYCLER,
