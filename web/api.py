@@ -11,6 +11,7 @@ no self-dealing) are the engine's, which knows every object's owner.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -100,6 +101,7 @@ class Context:
     clock: Clock
     limiter: RateLimiter
     token_cache: dict[str, tuple[Principal | None, float]] = field(default_factory=dict)
+    lookups: dict[str, asyncio.Future[Principal | None]] = field(default_factory=dict)
 
     async def principal(self, request: Request) -> Principal | None:
         header = request.headers.get("authorization", "")
@@ -110,11 +112,20 @@ class Context:
         cached = self.token_cache.get(token)
         if cached is not None and now - cached[1] < 10.0:
             return cached[0]
-        who = await self.accounts.authenticate(token, self.clock.now())
-        if len(self.token_cache) > 100_000:
-            self.token_cache.clear()
-        self.token_cache[token] = (who, now)
-        return who
+        # single flight: concurrent requests with one token share one database lookup
+        lookup = self.lookups.get(token)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self.accounts.authenticate(token, self.clock.now()))
+            self.lookups[token] = lookup
+            try:
+                who = await lookup
+            finally:
+                del self.lookups[token]
+            if len(self.token_cache) > 100_000:
+                self.token_cache.clear()
+            self.token_cache[token] = (who, now)
+            return who
+        return await asyncio.shield(lookup)
 
 
 Handler = Callable[[Context, Request, Any, Any], Awaitable[Response]]
