@@ -216,13 +216,20 @@ def route_handler(ep: Endpoint) -> Callable[[Request], Awaitable[Response]]:
                 return problem(
                     "payload_too_large", f"at most {ep.limit} bytes", limit_bytes=ep.limit
                 )
-            raw = b""
-            async for chunk in request.stream():
-                raw += chunk
+            if declared is not None:
+                raw = await request.body()  # declared and within the limit (checked above)
                 if len(raw) > ep.limit:
                     return problem(
                         "payload_too_large", f"at most {ep.limit} bytes", limit_bytes=ep.limit
                     )
+            else:  # chunked: read no more than the limit
+                raw = b""
+                async for chunk in request.stream():
+                    raw += chunk
+                    if len(raw) > ep.limit:
+                        return problem(
+                            "payload_too_large", f"at most {ep.limit} bytes", limit_bytes=ep.limit
+                        )
             if ep.body is not None and not (ep.body is Empty and not raw):
                 media = request.headers.get("content-type", "").split(";")[0].strip().lower()
                 if media != "application/json":
@@ -283,9 +290,7 @@ async def submit(
     new_id = None
     if id_field is not None:
         new_id = next((getattr(e, id_field) for e in answer.events if hasattr(e, id_field)), None)
-    body = CommandAnswer(
-        answer.seq, answer.replay, [msgspec.to_builtins(e) for e in answer.events], new_id
-    )
+    body = CommandAnswer(answer.seq, answer.replay, answer.events, new_id)
     return json(body, 201 if id_field else 200, headers)
 
 

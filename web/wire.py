@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from auction.messages import AnyEvent
 from auction.money import MAX_PRICE_FEN_PER_T, MAX_WEIGHT_KG
 
 Price = Annotated[int, Meta(ge=1, le=MAX_PRICE_FEN_PER_T, description="fen per tonne (分/吨)")]
@@ -88,7 +89,7 @@ class CommandAnswer(msgspec.Struct):
 
     seq: int | None
     replay: bool
-    events: list[dict[str, Any]]
+    events: list[AnyEvent]
     id: int | None = None
 
 
