@@ -54,6 +54,7 @@ from auction.runner import Runner
 from auction.types import MarketId, OrderId, OrgId, PrincipalId
 from web.errors import problem, validation_problem
 from web.wire import (
+    MARKET_PATTERN,
     AmendBidBody,
     AuctionBidBody,
     BuyingPowerBody,
@@ -70,6 +71,7 @@ from web.wire import (
 ALL_ROLES: Final = frozenset({"store", "recycler", "transporter", "regulator", "admin", "service"})
 TRADERS: Final = frozenset({"store", "recycler"})
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+MARKET_RE = re.compile(MARKET_PATTERN)
 ID_RE = re.compile(r"^[0-9]{1,15}$")
 _encoder = msgspec.json.Encoder()
 
@@ -381,7 +383,9 @@ async def market_book(ctx: Context, request: Request, who: Principal, body: Any)
         raise ClientError("invalid_value", "depth must be 1-100", field="depth")
     book = ctx.runner.engine.book(MarketId(market))
     if book is None:
-        raise ClientError("unknown_market", f"no market {market[:40]!r} has orders")
+        if not MARKET_RE.match(market):
+            raise ClientError("unknown_market", f"{market[:40]!r} is not a known market")
+        return json({"market": market, "bids": [], "lots": []})  # a market nobody trades yet
     levels = {
         side: [{"price_fen_per_t": p, "qty_kg": q, "orders": n} for p, q, n in book.depth(s, depth)]
         for side, s in (("bids", BUY), ("lots", SELL))

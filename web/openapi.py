@@ -10,7 +10,7 @@ import msgspec
 
 from web.api import ENDPOINTS
 from web.errors import HTTP_CODES
-from web.wire import Problem
+from web.wire import MARKET_PATTERN, Problem
 
 REF = "#/components/schemas/{name}"
 _PARAM = re.compile(r"{([a-z_]+)}")
@@ -34,7 +34,7 @@ def build() -> dict[str, Any]:
                 "required": True,
                 "schema": {"type": "string", "pattern": "^[0-9]{1,15}$"}
                 if n.endswith("_id")
-                else {"type": "string", "pattern": "^[a-z_]{1,32}:[0-9]{6}$"},
+                else {"type": "string", "pattern": MARKET_PATTERN},
             }
             for n in _PARAM.findall(ep.path)
         ]

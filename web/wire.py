@@ -13,14 +13,23 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from auction.catalogue import default_catalogue
 from auction.messages import AnyEvent
 from auction.money import MAX_PRICE_FEN_PER_T, MAX_WEIGHT_KG
 
 Price = Annotated[int, Meta(ge=1, le=MAX_PRICE_FEN_PER_T, description="fen per tonne (分/吨)")]
 Kg = Annotated[int, Meta(ge=1, le=MAX_WEIGHT_KG, description="whole kilograms")]
 MinKg = Annotated[int, Meta(ge=0, le=MAX_WEIGHT_KG, description="whole kilograms")]
+# the catalogue's categories and a GB/T 2260 region code (province part 11..82), so that the
+# schema admits exactly the markets the engine knows
+_CATEGORIES = "|".join(c.code for c in default_catalogue().categories)
+MARKET_PATTERN = rf"^({_CATEGORIES}):(1[1-9]|[2-7][0-9]|8[0-2])[0-9]{{4}}$"
 Market = Annotated[
-    str, Meta(pattern=r"^[a-z_]{1,32}:[0-9]{6}$", description="<category>:<6-digit region>")
+    str,
+    Meta(
+        pattern=MARKET_PATTERN,
+        description="<category>:<6-digit region code>, e.g. ebike:330522",
+    ),
 ]
 Seconds = Annotated[int, Meta(ge=1, le=30 * 86_400)]
 LimitFen = Annotated[int, Meta(ge=0, le=10**15)]

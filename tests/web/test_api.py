@@ -262,3 +262,14 @@ def test_health_openapi_and_unknown_paths(service: Service) -> None:
     resp = service.client.delete("/v1/bids")
     assert resp.status_code == 405 and code(resp) == "method_not_allowed"
     assert set(resp.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+
+
+def test_market_books(service: Service) -> None:
+    place_bid(service, "ra", price=1_000_000, qty=500)
+    book = service.get("ra", f"/v1/markets/{M}/book?depth=5").json()
+    assert book["bids"] == [{"price_fen_per_t": 1_000_000, "qty_kg": 500, "orders": 1}]
+    quiet = service.get("ra", "/v1/markets/auto_white:330523/book")
+    assert quiet.status_code == 200 and quiet.json()["bids"] == []  # known, nobody trades yet
+    unknown = service.get("ra", "/v1/markets/lithium:330522/book")
+    assert unknown.status_code == 422 and code(unknown) == "unknown_market"
+    assert code(service.get("ra", f"/v1/markets/{M}/book?depth=500")) == "invalid_value"
