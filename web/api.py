@@ -476,7 +476,7 @@ async def cancel_bid(ctx: Context, request: Request, who: Principal, body: Any) 
     "Post a lot for sale",
     roles=STORE,
     body=PostLotBody,
-    statuses=(201,),
+    statuses=(201, 404),  # 404: relist_of names no lot of yours
     answers=CommandAnswer,
 )
 async def post_lot(ctx: Context, request: Request, who: Principal, body: PostLotBody) -> Response:
