@@ -69,7 +69,6 @@ from web.wire import (
 )
 
 ALL_ROLES: Final = frozenset({"store", "recycler", "transporter", "regulator", "admin", "service"})
-TRADERS: Final = frozenset({"store", "recycler"})
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 MARKET_RE = re.compile(MARKET_PATTERN)
 ID_RE = re.compile(r"^[0-9]{1,15}$")
@@ -399,6 +398,39 @@ RECYCLER = frozenset({"recycler"})
 STORE = frozenset({"store"})
 
 
+def object_action(
+    kind: str,
+    name: str,
+    action: str,
+    summary: str,
+    roles: frozenset[str],
+    make: Callable[[OrderId, Principal, Any], AnyCommand],
+    body: type = Empty,
+) -> None:
+    """``POST /v1/<kind>s/{<kind>_id}/<action>``: one engine command about one bid, lot or
+    offer (another principal's answers ``<kind>_not_found``, like a missing one)."""
+    field, missing = f"{kind}_id", f"{kind}_not_found"
+
+    async def handler(ctx: Context, request: Request, who: Principal, payload: Any) -> Response:
+        object_id = path_id(request, field, missing)
+        return await submit(ctx, request, who, make(object_id, who, payload))
+
+    handler.__name__ = name
+    endpoint(
+        "POST",
+        f"/v1/{kind}s/{{{field}}}/{action}",
+        summary,
+        roles=roles,
+        body=body,
+        statuses=(200, 404),
+        answers=CommandAnswer,
+    )(handler)
+
+
+def _p(who: Principal) -> PrincipalId:
+    return PrincipalId(who.id)
+
+
 @endpoint(
     "POST",
     "/v1/bids",
@@ -433,38 +465,25 @@ async def my_bids(ctx: Context, request: Request, who: Principal, body: Any) -> 
     return await page(ctx, query.order_by(BIDS.c.bid_id.desc()), limit, offset)
 
 
-@endpoint(
-    "POST",
-    "/v1/bids/{bid_id}/amend",
+object_action(
+    "bid",
+    "amend_bid",
+    "amend",
     "Amend a standing bid",
-    roles=RECYCLER,
-    body=AmendBidBody,
-    statuses=(200, 404),
-    answers=CommandAnswer,
+    RECYCLER,
+    lambda i, w, b: AmendBid(
+        bid_id=i, owner=_p(w), price_fen_per_t=b.price_fen_per_t, qty_kg=b.qty_kg
+    ),
+    AmendBidBody,
 )
-async def amend_bid(ctx: Context, request: Request, who: Principal, body: AmendBidBody) -> Response:
-    bid_id = path_id(request, "bid_id", "bid_not_found")
-    command = AmendBid(
-        bid_id=bid_id,
-        owner=PrincipalId(who.id),
-        price_fen_per_t=body.price_fen_per_t,
-        qty_kg=body.qty_kg,
-    )
-    return await submit(ctx, request, who, command)
-
-
-@endpoint(
-    "POST",
-    "/v1/bids/{bid_id}/cancel",
+object_action(
+    "bid",
+    "cancel_bid",
+    "cancel",
     "Cancel a standing bid",
-    roles=RECYCLER,
-    body=Empty,
-    statuses=(200, 404),
-    answers=CommandAnswer,
+    RECYCLER,
+    lambda i, w, b: CancelBid(bid_id=i, owner=_p(w)),
 )
-async def cancel_bid(ctx: Context, request: Request, who: Principal, body: Any) -> Response:
-    bid_id = path_id(request, "bid_id", "bid_not_found")
-    return await submit(ctx, request, who, CancelBid(bid_id=bid_id, owner=PrincipalId(who.id)))
 
 
 # -- lots --------------------------------------------------------------------------------
@@ -570,38 +589,6 @@ async def get_lot(ctx: Context, request: Request, who: Principal, body: Any) -> 
             "leading": auction.leader is not None and auction.leader.bidder == who.id,
         }
     return json(view)
-
-
-def object_action(
-    kind: str,
-    name: str,
-    action: str,
-    summary: str,
-    roles: frozenset[str],
-    make: Callable[[OrderId, Principal, Any], AnyCommand],
-    body: type = Empty,
-) -> None:
-    """``POST /v1/<kind>s/{<kind>_id}/<action>``: one engine command about one lot or offer."""
-    field, missing = f"{kind}_id", f"{kind}_not_found"
-
-    async def handler(ctx: Context, request: Request, who: Principal, payload: Any) -> Response:
-        object_id = path_id(request, field, missing)
-        return await submit(ctx, request, who, make(object_id, who, payload))
-
-    handler.__name__ = name
-    endpoint(
-        "POST",
-        f"/v1/{kind}s/{{{field}}}/{action}",
-        summary,
-        roles=roles,
-        body=body,
-        statuses=(200, 404),
-        answers=CommandAnswer,
-    )(handler)
-
-
-def _p(who: Principal) -> PrincipalId:
-    return PrincipalId(who.id)
 
 
 object_action(
