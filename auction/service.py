@@ -46,6 +46,22 @@ async def open_runner(settings: Settings, clock: Clock | None = None) -> tuple[R
     return runner, db
 
 
+async def close_runner(
+    runner: Runner, writer: asyncio.Task[None], db: AsyncEngine, *, drain_s: float = 30.0
+) -> None:
+    """The shutdown order once nothing new is accepted: drain what is queued (if the writer
+    still runs, and not forever), stop the writer, close the journal and the database."""
+    if not writer.done():
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(runner.drain(), drain_s)
+    writer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await writer
+    if runner.journal is not None:
+        runner.journal.close()
+    await db.dispose()
+
+
 async def run_engine(settings: Settings, host: str, port: int) -> None:
     """The runner with its command port, until SIGTERM / SIGINT."""
     runner, db = await open_runner(settings)
@@ -61,15 +77,9 @@ async def run_engine(settings: Settings, host: str, port: int) -> None:
     done, _ = await asyncio.wait(
         {writer, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED
     )
-    # shutdown order: stop accepting, let the writer finish its batch, close the database
-    server.close()
+    server.close()  # stop accepting, then drain, stop, close
     await server.wait_closed()
-    writer.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await writer
-    if runner.journal is not None:
-        runner.journal.close()
-    await db.dispose()
+    await close_runner(runner, writer, db)
     if writer in done and writer.exception() is not None:
         print(f"auction: the writer stopped: {writer.exception()!r}", file=sys.stderr)
         raise SystemExit(1)

@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from auction.accounts import Accounts
 from auction.clock import Clock, LiveClock
-from auction.service import open_runner
+from auction.service import close_runner, open_runner
 from auction.settings import Settings
 from web.api import ENDPOINTS, Context, RateLimiter, route_handler
 from web.errors import problem
@@ -94,13 +94,7 @@ def create_app(
         try:
             yield {}
         finally:
-            await runner.drain()
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
-            if runner.journal is not None:
-                runner.journal.close()
-            await db.dispose()
+            await close_runner(runner, writer, db)
 
     routes = _routes()
     routes.append(Route("/openapi.json", openapi, methods=["GET"], name="openapi"))
