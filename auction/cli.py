@@ -118,11 +118,16 @@ def _cmd_engine(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     base = f"http://{args.host}:{args.port}"
+    tokens: dict[str, str] = {}
 
     async def ready(ctx: Context) -> None:
-        print(f"auction service on {base}  (health: {base}/healthz, API: {base}/openapi.json)")
         if args.demo:
-            tokens = await seed(ctx)
+            tokens.update(await seed(ctx))
+
+    def banner() -> None:
+        # Printed once the socket listens, so every URL in it answers when it is read.
+        print(f"auction service on {base}  (health: {base}/healthz, API: {base}/openapi.json)")
+        if tokens:
             print("demo market seeded around Huzhou; tokens (valid 30 days):")
             for who, token in tokens.items():
                 print(f"  {who:20s} {token}")
@@ -141,8 +146,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         http="httptools",
         access_log=False,
     )
-    uvicorn.Server(config).run()
-    return 0
+    server = uvicorn.Server(config)
+
+    async def main() -> None:
+        serving = asyncio.create_task(server.serve())
+        while not server.started and not serving.done():
+            await asyncio.sleep(0.01)
+        if server.started:
+            banner()
+        await serving
+
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        runner.run(main())
+    return 0 if server.started else 1
 
 
 def _cmd_accounts(args: argparse.Namespace) -> int:
