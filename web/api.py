@@ -20,7 +20,6 @@ from typing import Any, Final
 
 import msgspec
 from sqlalchemy import or_, select, text
-from starlette.requests import Request
 from starlette.responses import Response
 
 from auction.accounts import Accounts, Principal
@@ -53,6 +52,7 @@ from auction.messages import (
 from auction.runner import Runner
 from auction.types import MarketId, OrderId, OrgId, PrincipalId
 from web.errors import problem, validation_problem
+from web.http import ApiRequest, MethodHandler, Reply
 from web.wire import (
     MARKET_PATTERN,
     AmendBidBody,
@@ -104,7 +104,7 @@ class Context:
     token_cache: dict[str, tuple[Principal | None, float]] = field(default_factory=dict)
     lookups: dict[str, asyncio.Future[Principal | None]] = field(default_factory=dict)
 
-    async def principal(self, request: Request) -> Principal | None:
+    async def principal(self, request: ApiRequest) -> Principal | None:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token or len(token) > 200:
@@ -129,7 +129,7 @@ class Context:
         return await asyncio.shield(lookup)
 
 
-Handler = Callable[[Context, Request, Any, Any], Awaitable[Response]]
+Handler = Callable[[Context, ApiRequest, Any, Any], Awaitable[Response]]
 
 
 @dataclass(frozen=True)
@@ -191,9 +191,8 @@ def endpoint(
     return register
 
 
-def route_handler(ep: Endpoint) -> Callable[[Request], Awaitable[Response]]:
-    async def call(request: Request) -> Response:
-        ctx: Context = request.app.state.ctx
+def route_handler(ep: Endpoint) -> MethodHandler:
+    async def call(ctx: Context, request: ApiRequest) -> Response:
         who: Principal | None = None
         if not ep.public:
             who = await ctx.principal(request)
@@ -211,7 +210,7 @@ def route_handler(ep: Endpoint) -> Callable[[Request], Awaitable[Response]]:
                 return problem("idempotency_key_missing", "add an Idempotency-Key header")
             if not KEY_RE.match(key):
                 return problem("idempotency_key_invalid", "use 1-255 characters of A-Z a-z 0-9 _ -")
-            request.state.idempotency_key = key
+            request.idempotency_key = key
             declared = request.headers.get("content-length")
             if declared is not None and (not declared.isdigit() or int(declared) > ep.limit):
                 return problem(
@@ -257,12 +256,10 @@ def route_handler(ep: Endpoint) -> Callable[[Request], Awaitable[Response]]:
 
 
 def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        _encoder.encode(data), status_code=status, media_type="application/json", headers=headers
-    )
+    return Reply(_encoder.encode(data), status, "application/json", headers)
 
 
-def path_id(request: Request, name: str, missing: str) -> OrderId:
+def path_id(request: ApiRequest, name: str, missing: str) -> OrderId:
     raw = request.path_params.get(name, "")
     if not ID_RE.match(raw):
         raise ClientError(missing, f"no such {name.removesuffix('_id')}")
@@ -271,14 +268,14 @@ def path_id(request: Request, name: str, missing: str) -> OrderId:
 
 async def submit(
     ctx: Context,
-    request: Request,
+    request: ApiRequest,
     who: Principal,
     command: AnyCommand,
     id_field: str | None = None,
 ) -> Response:
     """Through the runner with the request's idempotency key; ``id_field`` names the id
     of what the command creates (answered as ``id``, with 201)."""
-    answer = await ctx.runner.submit(command, principal=who.id, key=request.state.idempotency_key)
+    answer = await ctx.runner.submit(command, principal=who.id, key=request.idempotency_key)
     headers = {"Idempotent-Replay": "true"} if answer.replay else None
     last = answer.events[-1] if answer.events else None
     if isinstance(last, Rejected):
@@ -293,7 +290,7 @@ async def submit(
     return json(body, 201 if id_field else 200, headers)
 
 
-def page_params(request: Request) -> tuple[int, int]:
+def page_params(request: ApiRequest) -> tuple[int, int]:
     try:
         limit = int(request.query_params.get("limit", "50"))
         offset = int(request.query_params.get("offset", "0"))
@@ -335,7 +332,7 @@ def region_clause(column: Any, who: Principal) -> Any:
 @endpoint(
     "GET", "/healthz", "Health", roles=frozenset(), public=True, statuses=(200, 503), answers=Health
 )
-async def healthz(ctx: Context, request: Request, who: Any, body: Any) -> Response:
+async def healthz(ctx: Context, request: ApiRequest, who: Any, body: Any) -> Response:
     db = ctx.runner.journal.engine  # type: ignore[union-attr]
     try:
         async with db.connect() as conn:
@@ -351,7 +348,7 @@ async def healthz(ctx: Context, request: Request, who: Any, body: Any) -> Respon
 
 
 @endpoint("GET", "/v1/markets", "List markets", roles=ALL_ROLES)
-async def list_markets(ctx: Context, request: Request, who: Principal, body: Any) -> Response:
+async def list_markets(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
     engine = ctx.runner.engine
     out = []
     for market in engine.markets():
@@ -370,7 +367,7 @@ async def list_markets(ctx: Context, request: Request, who: Principal, body: Any
 @endpoint(
     "GET", "/v1/markets/{market}/book", "Show a market's book", roles=ALL_ROLES, statuses=(200, 404)
 )
-async def market_book(ctx: Context, request: Request, who: Principal, body: Any) -> Response:
+async def market_book(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
     market = request.path_params["market"]
     try:
         depth = int(request.query_params.get("depth", "10"))
@@ -409,7 +406,7 @@ def object_action(
     offer (another principal's answers ``<kind>_not_found``, like a missing one)."""
     field, missing = f"{kind}_id", f"{kind}_not_found"
 
-    async def handler(ctx: Context, request: Request, who: Principal, payload: Any) -> Response:
+    async def handler(ctx: Context, request: ApiRequest, who: Principal, payload: Any) -> Response:
         object_id = path_id(request, field, missing)
         return await submit(ctx, request, who, make(object_id, who, payload))
 
@@ -438,7 +435,9 @@ def _p(who: Principal) -> PrincipalId:
     statuses=(201,),
     answers=CommandAnswer,
 )
-async def place_bid(ctx: Context, request: Request, who: Principal, body: PlaceBidBody) -> Response:
+async def place_bid(
+    ctx: Context, request: ApiRequest, who: Principal, body: PlaceBidBody
+) -> Response:
     command = PlaceBid(
         bid_id=OrderId(0),
         market=MarketId(body.market),
@@ -454,7 +453,7 @@ async def place_bid(ctx: Context, request: Request, who: Principal, body: PlaceB
 
 
 @endpoint("GET", "/v1/bids", "List my standing bids", roles=RECYCLER, answers=Page)
-async def my_bids(ctx: Context, request: Request, who: Principal, body: Any) -> Response:
+async def my_bids(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
     limit, offset = page_params(request)
     query = select(BIDS).where(BIDS.c.owner == who.id)
     state = request.query_params.get("state")
@@ -496,7 +495,9 @@ object_action(
     statuses=(201, 404),  # 404: relist_of names no lot of yours
     answers=CommandAnswer,
 )
-async def post_lot(ctx: Context, request: Request, who: Principal, body: PostLotBody) -> Response:
+async def post_lot(
+    ctx: Context, request: ApiRequest, who: Principal, body: PostLotBody
+) -> Response:
     base: dict[str, Any] = {
         "lot_id": OrderId(0),
         "market": MarketId(body.market),
@@ -547,7 +548,7 @@ def lot_visible(lot: dict[str, Any], who: Principal) -> bool:
 
 
 @endpoint("GET", "/v1/lots", "List lots", roles=ALL_ROLES, answers=Page)
-async def list_lots(ctx: Context, request: Request, who: Principal, body: Any) -> Response:
+async def list_lots(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
     limit, offset = page_params(request)
     query = select(LOTS)
     if who.role == "regulator":
@@ -564,7 +565,7 @@ async def list_lots(ctx: Context, request: Request, who: Principal, body: Any) -
 
 
 @endpoint("GET", "/v1/lots/{lot_id}", "Show a lot", roles=ALL_ROLES, statuses=(200, 404))
-async def get_lot(ctx: Context, request: Request, who: Principal, body: Any) -> Response:
+async def get_lot(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
     lot_id = path_id(request, "lot_id", "lot_not_found")
     lot = ctx.runner.engine.lot(lot_id)
     if lot is None:
@@ -643,7 +644,9 @@ object_action(
     statuses=(201, 404),
     answers=CommandAnswer,
 )
-async def make_offer(ctx: Context, request: Request, who: Principal, body: OfferBody) -> Response:
+async def make_offer(
+    ctx: Context, request: ApiRequest, who: Principal, body: OfferBody
+) -> Response:
     lot_id = path_id(request, "lot_id", "lot_not_found")
     command = MakeOffer(
         offer_id=OrderId(0),
@@ -715,7 +718,7 @@ def parties(table: Any, who: Principal) -> Any:
 @endpoint(
     "GET", "/v1/trades", "List trades (mine; a regulator's regions)", roles=READERS, answers=Page
 )
-async def list_trades(ctx: Context, request: Request, who: Principal, body: Any) -> Response:
+async def list_trades(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
     limit, offset = page_params(request)
     query = select(TRADES).where(parties(TRADES, who)).order_by(TRADES.c.trade_id.desc())
     return await page(ctx, query, limit, offset)
@@ -724,14 +727,14 @@ async def list_trades(ctx: Context, request: Request, who: Principal, body: Any)
 @endpoint(
     "GET", "/v1/awards", "List awards (mine; a regulator's regions)", roles=READERS, answers=Page
 )
-async def list_awards(ctx: Context, request: Request, who: Principal, body: Any) -> Response:
+async def list_awards(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
     limit, offset = page_params(request)
     query = select(AWARDS).where(parties(AWARDS, who)).order_by(AWARDS.c.lot_id.desc())
     return await page(ctx, query, limit, offset)
 
 
 @endpoint("GET", "/v1/buying-power", "Show my buying power", roles=RECYCLER)
-async def my_buying_power(ctx: Context, request: Request, who: Principal, body: Any) -> Response:
+async def my_buying_power(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
     limit, reserved, available = ctx.runner.engine.buying_power(PrincipalId(who.id))
     return json({"limit_fen": limit, "reserved_fen": reserved, "available_fen": available})
 
@@ -745,7 +748,7 @@ async def my_buying_power(ctx: Context, request: Request, who: Principal, body: 
     answers=CommandAnswer,
 )
 async def set_buying_power(
-    ctx: Context, request: Request, who: Principal, body: BuyingPowerBody
+    ctx: Context, request: ApiRequest, who: Principal, body: BuyingPowerBody
 ) -> Response:
     command = SetBuyingPower(bidder=PrincipalId(body.bidder), limit_fen=body.limit_fen)
     return await submit(ctx, request, who, command)

@@ -13,6 +13,7 @@ import msgspec
 from starlette.responses import Response
 
 from auction.errors import CODES
+from web.http import Reply
 
 _encoder = msgspec.json.Encoder()
 
@@ -46,12 +47,7 @@ def problem(code: str, detail: str, **extra: Any) -> Response:
     headers = {}
     if "retry_after" in extra:
         headers["Retry-After"] = str(extra["retry_after"])
-    return Response(
-        _encoder.encode(body),
-        status_code=status,
-        media_type="application/problem+json",
-        headers=headers,
-    )
+    return Reply(_encoder.encode(body), status, "application/problem+json", headers)
 
 
 _AT = re.compile(r" - at `\$(.*)`$")
