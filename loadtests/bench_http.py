@@ -69,21 +69,30 @@ def request_maker(
     return make
 
 
-async def drive(port: int, makers: list[Any], seconds: float) -> dict[str, Any]:
-    lat: list[float] = []
-    codes: dict[int, int] = {}
+class Tally:
+    """Answers and latencies of one phase, summed over its rounds."""
+
+    def __init__(self) -> None:
+        self.lat: list[float] = []
+        self.codes: dict[int, int] = {}
+        self.took = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        lat = sorted(self.lat)
+        ok = sum(v for k, v in self.codes.items() if 200 <= k < 300)
+        return {
+            "ok_per_s": round(ok / self.took) if self.took else 0,
+            "codes": self.codes,
+            "p50_ms": round(lat[len(lat) // 2] * 1000, 2) if lat else None,
+            "p99_ms": round(lat[int(len(lat) * 0.99)] * 1000, 2) if lat else None,
+        }
+
+
+async def drive(port: int, makers: list[Any], seconds: float, tally: Tally) -> None:
     stop = time.perf_counter() + seconds
     t0 = time.perf_counter()
-    await asyncio.gather(*(one_connection(port, m, stop, lat, codes) for m in makers))
-    took = time.perf_counter() - t0
-    lat.sort()
-    ok = sum(v for k, v in codes.items() if 200 <= k < 300)
-    return {
-        "ok_per_s": round(ok / took),
-        "codes": codes,
-        "p50_ms": round(lat[len(lat) // 2] * 1000, 2) if lat else None,
-        "p99_ms": round(lat[int(len(lat) * 0.99)] * 1000, 2) if lat else None,
-    }
+    await asyncio.gather(*(one_connection(port, m, stop, tally.lat, tally.codes) for m in makers))
+    tally.took += time.perf_counter() - t0
 
 
 def wait_up(port: int, path: str) -> None:
@@ -99,7 +108,8 @@ def wait_up(port: int, path: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--seconds", type=float, default=10, help="per phase, all rounds")
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp())
     env = dict(
@@ -161,7 +171,11 @@ def main() -> None:
         ],
         stdout=subprocess.DEVNULL,
     )
-    report: dict[str, Any] = {"connections": args.connections, "seconds": args.seconds}
+    report: dict[str, Any] = {
+        "connections": args.connections,
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+    }
     try:
         wait_up(sport, "/healthz")
         wait_up(bport, "/book")
@@ -180,50 +194,23 @@ def main() -> None:
         bid = json.dumps(
             {"market": "ebike:330522", "price_fen_per_t": 990_000, "qty_kg": 100}
         ).encode()
-        bare_bid = bid
         c = args.connections
-        report["bids"] = asyncio.run(
-            drive(
-                sport,
-                [
-                    request_maker(
-                        "POST", "/v1/bids", bid, {"Authorization": f"Bearer {tokens[i % 16]}"}, True
-                    )
-                    for i in range(c)
-                ],
-                args.seconds,
-            )
-        )
-        report["bare_post"] = asyncio.run(
-            drive(
-                bport,
-                [request_maker("POST", "/bid", bare_bid, {}, False) for _ in range(c)],
-                args.seconds,
-            )
-        )
-        report["book_read"] = asyncio.run(
-            drive(
-                sport,
-                [
-                    request_maker(
-                        "GET",
-                        "/v1/markets/ebike:330522/book?depth=10",
-                        None,
-                        {"Authorization": f"Bearer {tokens[i % 16]}"},
-                        False,
-                    )
-                    for i in range(c)
-                ],
-                args.seconds,
-            )
-        )
-        report["bare_get"] = asyncio.run(
-            drive(
-                bport,
-                [request_maker("GET", "/book", None, {}, False) for _ in range(c)],
-                args.seconds,
-            )
-        )
+        auth = [{"Authorization": f"Bearer {tokens[i % 16]}"} for i in range(c)]
+        book = "/v1/markets/ebike:330522/book?depth=10"
+        phases = {
+            "bids": (sport, [request_maker("POST", "/v1/bids", bid, h, True) for h in auth]),
+            "bare_post": (bport, [request_maker("POST", "/bid", bid, {}, False)] * c),
+            "book_read": (sport, [request_maker("GET", book, None, h, False) for h in auth]),
+            "bare_get": (bport, [request_maker("GET", "/book", None, {}, False)] * c),
+        }
+        tallies = {name: Tally() for name in phases}
+        # rounds interleave the phases, so that a neighbour's load on a shared machine
+        # falls on the service and the bare app alike and the ratios stay fair
+        for _ in range(args.rounds):
+            for name, (port, makers) in phases.items():
+                asyncio.run(drive(port, makers, args.seconds / args.rounds, tallies[name]))
+        for name, tally in tallies.items():
+            report[name] = tally.summary()
         report["bids_vs_bare_post"] = round(
             report["bids"]["ok_per_s"] / report["bare_post"]["ok_per_s"], 3
         )
