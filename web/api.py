@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgspec
+from msgspec import UNSET
 from sqlalchemy import or_, select, text
 from starlette.responses import Response
 
@@ -145,6 +146,7 @@ class Endpoint:
     statuses: tuple[int, ...] = (200,)
     public: bool = False
     answers: type | None = None
+    creates: str | None = None  # "lot": answers 201 with the new lot's ``id``
 
 
 ENDPOINTS: list[Endpoint] = []
@@ -162,6 +164,7 @@ def endpoint(
     public: bool = False,
     answers: type | None = None,
     limit: int = 8 * 1024,
+    creates: str | None = None,
 ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         name = handler.__name__
@@ -182,6 +185,7 @@ def endpoint(
                 tuple(sorted(set(statuses) | set(common) | (set(posts) if not public else set()))),
                 public,
                 answers,
+                creates,
             )
         )
         if body is not None:
@@ -287,7 +291,12 @@ async def submit(
     if id_field is not None:
         new_id = next((getattr(e, id_field) for e in answer.events if hasattr(e, id_field)), None)
     body = CommandAnswer(answer.seq, answer.replay, answer.events, new_id)
+    if new_id is not None and id_field in SHOW:
+        headers = {**(headers or {}), "Location": SHOW[id_field].format(new_id)}
     return json(body, 201 if id_field else 200, headers)
+
+
+SHOW = {"lot_id": "/v1/lots/{}"}  # where a new object can be read (201's Location)
 
 
 def page_params(request: ApiRequest) -> tuple[int, int]:
@@ -434,6 +443,7 @@ def _p(who: Principal) -> PrincipalId:
     body=PlaceBidBody,
     statuses=(201,),
     answers=CommandAnswer,
+    creates="bid",
 )
 async def place_bid(
     ctx: Context, request: ApiRequest, who: Principal, body: PlaceBidBody
@@ -469,7 +479,10 @@ object_action(
     "Amend a standing bid",
     RECYCLER,
     lambda i, w, b: AmendBid(
-        bid_id=i, owner=_p(w), price_fen_per_t=b.price_fen_per_t, qty_kg=b.qty_kg
+        bid_id=i,
+        owner=_p(w),
+        price_fen_per_t=None if b.price_fen_per_t is UNSET else b.price_fen_per_t,
+        qty_kg=None if b.qty_kg is UNSET else b.qty_kg,
     ),
     AmendBidBody,
 )
@@ -494,6 +507,7 @@ object_action(
     body=PostLotBody,
     statuses=(201, 404),  # 404: relist_of names no lot of yours
     answers=CommandAnswer,
+    creates="lot",
 )
 async def post_lot(
     ctx: Context, request: ApiRequest, who: Principal, body: PostLotBody
@@ -643,6 +657,7 @@ object_action(
     body=OfferBody,
     statuses=(201, 404),
     answers=CommandAnswer,
+    creates="offer",
 )
 async def make_offer(
     ctx: Context, request: ApiRequest, who: Principal, body: OfferBody

@@ -8,12 +8,39 @@ from typing import Any
 
 import msgspec
 
-from web.api import ENDPOINTS
+from web.api import ENDPOINTS, SHOW
 from web.errors import HTTP_CODES
 from web.wire import MARKET_PATTERN, Problem
 
 REF = "#/components/schemas/{name}"
 _PARAM = re.compile(r"{([a-z_]+)}")
+# RFC 3339 date-time with its offset, as the decoder takes it (the format alone lets a
+# generator or a reader think that "" or a time without zone would do)
+DATE_TIME_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+
+def _pin_date_times(node: Any) -> None:
+    if isinstance(node, dict):
+        if node.get("format") == "date-time":
+            node["pattern"] = DATE_TIME_PATTERN
+        for value in node.values():
+            _pin_date_times(value)
+    elif isinstance(node, list):
+        for value in node:
+            _pin_date_times(value)
+
+
+def _links(kind: str) -> dict[str, Any]:
+    """From what a POST created (its ``id``) to every operation on that object."""
+    param = f"{kind}_id"
+    return {
+        other.name: {"operationId": other.name, "parameters": {param: "$response.body#/id"}}
+        for other in ENDPOINTS
+        if "{" + param + "}" in other.path
+    }
 
 
 def build() -> dict[str, Any]:
@@ -24,6 +51,9 @@ def build() -> dict[str, Any]:
                 types.append(t)
     refs, components = msgspec.json.schema_components(types, ref_template=REF)
     ref_of = dict(zip(types, refs, strict=True))
+    _pin_date_times(components)
+    for t in types:  # what a type's own checks add to its fields' bounds
+        components[t.__name__].update(getattr(t, "__schema_extra__", {}))
     paths: dict[str, dict[str, Any]] = {}
     for ep in ENDPOINTS:
         op: dict[str, Any] = {"operationId": ep.name, "summary": ep.summary}
@@ -78,6 +108,15 @@ def build() -> dict[str, Any]:
                     else {"application/json": {"schema": {"type": "object"}}}
                 )
                 responses[str(status)] = {"description": "OK", "content": content}
+                if status == 201 and ep.creates:
+                    responses["201"]["links"] = _links(ep.creates)
+                    if f"{ep.creates}_id" in SHOW:
+                        responses["201"]["headers"] = {
+                            "Location": {
+                                "description": "where to read it",
+                                "schema": {"type": "string"},
+                            }
+                        }
             else:
                 responses[str(status)] = {
                     "description": "problem",

@@ -8,10 +8,10 @@ fields are refused.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
-from msgspec import Meta
+from msgspec import UNSET, Meta, UnsetType
 
 from auction.catalogue import default_catalogue
 from auction.messages import AnyEvent
@@ -31,7 +31,18 @@ Market = Annotated[
         description="<category>:<6-digit region code>, e.g. ebike:330522",
     ),
 ]
-Seconds = Annotated[int, Meta(ge=1, le=30 * 86_400)]
+# an auction's duration: the widest the catalogue's categories allow (each category's own
+# bounds, if narrower, are the engine's to check)
+_RULES = [default_catalogue().rules(c.code) for c in default_catalogue().categories]
+Duration = Annotated[
+    int,
+    Meta(
+        ge=min(r.min_duration_s for r in _RULES),
+        le=max(r.max_duration_s for r in _RULES),
+        description="seconds",
+    ),
+]
+Instant = Annotated[datetime, Meta(tz=True, description="RFC 3339 with its offset")]
 LimitFen = Annotated[int, Meta(ge=0, le=10**15)]
 Principal = Annotated[str, Meta(min_length=1, max_length=200)]
 
@@ -45,17 +56,47 @@ class PlaceBidBody(Body):
     price_fen_per_t: Price
     qty_kg: Kg
     min_lot_kg: MinKg = 0
-    expires_at: datetime | None = None
+    expires_at: Instant | None = None
     join_auctions: bool = False
 
 
 class AmendBidBody(Body):
-    price_fen_per_t: Price | None = None
-    qty_kg: Kg | None = None
+    """A new price, a new quantity or both (an empty amendment is refused)."""
+
+    __schema_extra__: ClassVar[dict[str, Any]] = {"minProperties": 1}
+    price_fen_per_t: Price | UnsetType = UNSET
+    qty_kg: Kg | UnsetType = UNSET
 
 
 class PostLotBody(Body):
-    """A lot for sale: ``one_click`` (我要投售), ``auction`` (竞价投售) or ``offers`` (议价投售)."""
+    """A lot for sale: ``one_click`` (我要投售), ``auction`` (竞价投售) or ``offers`` (议价投售).
+    An auction needs its start price and duration; a one-click lot that rests when
+    unsold needs the floor it rests at."""
+
+    __schema_extra__: ClassVar[dict[str, Any]] = {
+        "allOf": [
+            {
+                "if": {"properties": {"mode": {"const": "auction"}}, "required": ["mode"]},
+                "then": {
+                    "required": ["start_price_fen_per_t", "duration_s"],
+                    "properties": {
+                        "start_price_fen_per_t": {"type": "integer"},
+                        "duration_s": {"type": "integer"},
+                    },
+                },
+            },
+            {
+                "if": {
+                    "properties": {"mode": {"const": "one_click"}, "if_unsold": {"const": "rest"}},
+                    "required": ["mode", "if_unsold"],
+                },
+                "then": {
+                    "required": ["floor_price_fen_per_t"],
+                    "properties": {"floor_price_fen_per_t": {"type": "integer"}},
+                },
+            },
+        ]
+    }
 
     mode: Literal["one_click", "auction", "offers"]
     market: Market
@@ -66,8 +107,8 @@ class PostLotBody(Body):
     start_price_fen_per_t: Price | None = None
     reserve_fen_per_t: Price | None = None
     buy_now_fen_per_t: Price | None = None
-    duration_s: Seconds | None = None
-    expires_at: datetime | None = None
+    duration_s: Duration | None = None
+    expires_at: Instant | None = None
     relist_of: Annotated[int, Meta(ge=1)] | None = None
 
 
@@ -77,7 +118,7 @@ class AuctionBidBody(Body):
 
 class OfferBody(Body):
     price_fen_per_t: Price
-    expires_at: datetime
+    expires_at: Instant
 
 
 class CounterBody(Body):

@@ -273,3 +273,24 @@ def test_market_books(service: Service) -> None:
     unknown = service.get("ra", "/v1/markets/lithium:330522/book")
     assert unknown.status_code == 422 and code(unknown) == "unknown_market"
     assert code(service.get("ra", f"/v1/markets/{M}/book?depth=500")) == "invalid_value"
+
+
+def test_a_new_lot_says_where_it_can_be_read(service: Service) -> None:
+    resp = post_lot(service, "s1", mode="offers")
+    assert resp.status_code == 201
+    assert resp.headers["Location"] == f"/v1/lots/{resp.json()['id']}"
+    assert service.get("s1", resp.headers["Location"]).json()["lot_id"] == resp.json()["id"]
+    links = service.client.get("/openapi.json").json()["paths"]["/v1/lots"]["post"]
+    assert links["responses"]["201"]["links"]["get_lot"]["parameters"] == {
+        "lot_id": "$response.body#/id"
+    }
+
+
+def test_an_amendment_changes_something(service: Service) -> None:
+    bid = place_bid(service, "ra")
+    empty = service.post("ra", f"/v1/bids/{bid}/amend", {})
+    assert empty.status_code == 422 and code(empty) == "invalid_value"
+    null = service.post("ra", f"/v1/bids/{bid}/amend", {"qty_kg": None})
+    assert null.status_code == 422 and code(null) == "invalid_type"
+    spec = service.client.get("/openapi.json").json()["components"]["schemas"]["AmendBidBody"]
+    assert spec["minProperties"] == 1
