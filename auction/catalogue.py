@@ -40,6 +40,9 @@ class SaleRules(msgspec.Struct, frozen=True):
     acceptance_window_s: int
     min_duration_s: int
     max_duration_s: int
+    band_bp: int = 2000
+    """The price band around a market's daily quote, in basis points each way: bids and
+    lot prices outside it are refused (``price_out_of_band``); 0 turns the band off."""
 
     def increment(self, price: int) -> int:
         step = self.ladder[0][1]
@@ -56,11 +59,20 @@ class SaleRulesTable(msgspec.Struct, frozen=True):
     per_category: dict[str, dict[str, object]] = {}
 
 
+class SettlementRule(msgspec.Struct, frozen=True):
+    """A day's VWAP becomes its settlement price with at least ``min_trades`` trades from
+    at least ``min_buyers`` different buyers; otherwise the last one is carried forward."""
+
+    min_trades: int = 3
+    min_buyers: int = 2
+
+
 class Catalogue(msgspec.Struct, frozen=True):
     categories: list[CategoryInfo]
     battery_models: list[BatteryModel]
     blocks_per_set: dict[str, int]
     sale_rules: SaleRulesTable
+    settlement: SettlementRule = SettlementRule()
 
     def rules(self, category: str) -> SaleRules:
         """The sale rules of ``category``: the defaults with its overrides applied."""

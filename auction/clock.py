@@ -9,8 +9,22 @@ that the runner's timers fire through whichever clock it was given: a test moves
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Protocol
+
+SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
+"""The trade's calendar.  China has kept UTC+8 without daylight saving since 1991, so a
+fixed offset is exact and needs no time-zone database on the machine."""
+
+
+def shanghai_day(at: datetime) -> date:
+    """The Asia/Shanghai calendar day of an aware instant."""
+    return at.astimezone(SHANGHAI).date()
+
+
+def shanghai_midnight(day: date) -> datetime:
+    """The instant (UTC) the Asia/Shanghai ``day`` begins."""
+    return datetime.combine(day, time(0), SHANGHAI).astimezone(UTC)
 
 
 class Clock(Protocol):

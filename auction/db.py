@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, Index, String, Table, Text, event, text
+from sqlalchemy import BigInteger, Boolean, Index, String, Table, Text, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -132,6 +132,38 @@ class BuyingPowerRow(Base):
     updated_seq: Mapped[int] = mapped_column(BigInteger)
 
 
+class PriceRow(Base):
+    """Every published price (每日报价 / 上游报价 / 回收行情), in journal order."""
+
+    __tablename__ = "prices"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at_us: Mapped[int] = mapped_column(BigInteger)
+    day: Mapped[str] = mapped_column(String(10))  # Asia/Shanghai calendar day, YYYY-MM-DD
+    kind: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(64))
+    publisher: Mapped[str] = mapped_column(String(200))
+    price_fen_per_t: Mapped[int] = mapped_column(BigInteger)
+    vat_included: Mapped[bool] = mapped_column(Boolean)
+
+
+class DailyStatsRow(Base):
+    """A market's day, written when the day is over (Asia/Shanghai midnight)."""
+
+    __tablename__ = "daily_stats"
+    market: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    open_fen_per_t: Mapped[int | None] = mapped_column(BigInteger)
+    high_fen_per_t: Mapped[int | None] = mapped_column(BigInteger)
+    low_fen_per_t: Mapped[int | None] = mapped_column(BigInteger)
+    last_fen_per_t: Mapped[int | None] = mapped_column(BigInteger)
+    volume_kg: Mapped[int] = mapped_column(BigInteger)
+    trades: Mapped[int] = mapped_column(BigInteger)
+    buyers: Mapped[int] = mapped_column(BigInteger)
+    vwap_fen_per_t: Mapped[int | None] = mapped_column(BigInteger)
+    settlement_fen_per_t: Mapped[int | None] = mapped_column(BigInteger)
+    carried: Mapped[bool] = mapped_column(Boolean)
+
+
 class OrgRow(Base):
     __tablename__ = "orgs"
     org_id: Mapped[str] = mapped_column(String(200), primary_key=True)
@@ -158,6 +190,7 @@ class TokenRow(Base):
 
 
 Index("ix_trades_market_at", TradeRow.market, TradeRow.at_us)
+Index("ix_prices_kind_key_day", PriceRow.kind, PriceRow.key, PriceRow.day)
 
 
 def table_of(model: type[Base]) -> Table:

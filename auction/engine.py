@@ -63,6 +63,8 @@ from auction.messages import (
     LotPosted,
     MakeOffer,
     PlaceBid,
+    PricePublished,
+    PublishPrice,
     Rejected,
     RejectOffer,
     SellLot,
@@ -105,6 +107,7 @@ class Engine(Sales):
             RejectOffer: self._reject_offer,
             WithdrawOffer: self._withdraw_offer,
             SetBuyingPower: self._set_buying_power,
+            PublishPrice: self._publish_price,
         }
 
     # -- the one entry point -----------------------------------------------------------
@@ -149,6 +152,38 @@ class Engine(Sales):
     ) -> None:
         self._bp.set_limit(command.bidder, command.limit_fen)
         self._touched.add(command.bidder)
+
+    def _publish_price(self, c: PublishPrice, now: datetime, events: list[AnyEvent]) -> None:
+        check_price(c.price_fen_per_t, "price_fen_per_t")
+        band: tuple[int, int] | None = None
+        if c.kind == "end_of_chain":
+            if c.key != "lead" and not self._catalogue.has_category(c.key):
+                raise ClientError(
+                    "unknown_market", f"{c.key[:40]!r} is not a category or 'lead'", field="key"
+                )
+        else:
+            market = MarketId(c.key)
+            rules = self._check_market(market)
+            if c.kind == "daily":
+                bp = rules.band_bp
+                if bp:
+                    band = (-(-c.price_fen_per_t * (10_000 - bp) // 10_000),
+                            c.price_fen_per_t * (10_000 + bp) // 10_000)  # fmt: skip
+                    self._bands[market] = band
+                else:
+                    self._bands.pop(market, None)
+        events.append(
+            PricePublished(
+                at=now,
+                kind=c.kind,
+                key=c.key,
+                publisher=c.publisher,
+                price_fen_per_t=c.price_fen_per_t,
+                vat_included=c.vat_included,
+                band_low_fen_per_t=band[0] if band else None,
+                band_high_fen_per_t=band[1] if band else None,
+            )
+        )
 
     def _expire_due(self, command: ExpireDue, now: datetime, events: list[AnyEvent]) -> None:
         """Nothing to do: due deadlines fire before every command."""
@@ -218,6 +253,7 @@ class Engine(Sales):
             "offers": [msgspec.to_builtins(self._offers[k]) for k in sorted(self._offers)],
             "limits": [[b, self._bp.limit_fen(b)] for b in self._bp.bidders()],
             "holds": holds,
+            "bands": [[m, *self._bands[m]] for m in sorted(self._bands)],
         }
 
     def state_hash(self) -> str:
@@ -229,6 +265,7 @@ class Engine(Sales):
         self._check_new_id(c.bid_id, "bid_id")
         self._check_market(c.market)
         check_price(c.price_fen_per_t, "price_fen_per_t")
+        self._check_band(c.market, c.price_fen_per_t, "price_fen_per_t")
         check_weight(c.qty_kg, "qty_kg")
         if not 0 <= c.min_lot_kg <= c.qty_kg:
             raise ClientError(
@@ -270,6 +307,8 @@ class Engine(Sales):
         price = old.price if c.price_fen_per_t is None else c.price_fen_per_t
         qty = old.qty if c.qty_kg is None else c.qty_kg
         check_price(price, "price_fen_per_t")
+        if c.price_fen_per_t is not None:
+            self._check_band(entry.market, price, "price_fen_per_t")
         check_weight(qty, "qty_kg")
         if qty < old.min_qty:
             raise ClientError(
@@ -353,6 +392,7 @@ class Engine(Sales):
         check_weight(c.weight_kg, "weight_kg")
         if c.floor_price_fen_per_t is not None:
             check_price(c.floor_price_fen_per_t, "floor_price_fen_per_t")
+            self._check_band(c.market, c.floor_price_fen_per_t, "floor_price_fen_per_t")
         elif c.if_unsold == "rest":
             raise ClientError(
                 "invalid_value",

@@ -38,6 +38,7 @@ CODES: Final[dict[str, tuple[int, str]]] = {
     "insufficient_buying_power": (422, "Not enough buying power"),
     "self_dealing_forbidden": (403, "You cannot bid on your own organisation's lot"),
     "offer_open": (409, "You already have an open offer on this lot"),
+    "price_out_of_band": (422, "The price is outside the band around the daily quote"),
     "overloaded": (503, "The engine is busy"),
     "journal_unavailable": (503, "The journal could not be written; try again"),
     "idempotency_in_flight": (409, "A request with this key is still being applied"),

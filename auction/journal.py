@@ -24,9 +24,11 @@ from auction.db import (
     AwardRow,
     BidRow,
     BuyingPowerRow,
+    DailyStatsRow,
     IdempotencyRow,
     JournalRow,
     LotRow,
+    PriceRow,
     TradeRow,
     sqlite_path,
     table_of,
@@ -42,6 +44,8 @@ LOTS = table_of(LotRow)
 TRADES = table_of(TradeRow)
 AWARDS = table_of(AwardRow)
 BUYING_POWER = table_of(BuyingPowerRow)
+PRICES = table_of(PriceRow)
+DAILY_STATS = table_of(DailyStatsRow)
 
 
 def to_us(when: datetime) -> int:
@@ -71,6 +75,7 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
         ("trades", TRADES),
         ("awards", AWARDS),
         ("buying_power", BUYING_POWER),
+        ("prices", PRICES),
     )
 }
 
@@ -90,6 +95,7 @@ class Batch:
     trades: list[dict[str, Any]] = field(default_factory=list)
     awards: list[dict[str, Any]] = field(default_factory=list)
     buying_power: dict[str, dict[str, Any]] = field(default_factory=dict)
+    prices: list[dict[str, Any]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.journal or self.idempotency)
@@ -159,6 +165,8 @@ class Journal:
             out.append((sql["trades"], _tuples(batch.trades, _COLUMNS["trades"])))
         if batch.awards:
             out.append((sql["awards"], _tuples(batch.awards, _COLUMNS["awards"])))
+        if batch.prices:
+            out.append((sql["prices"], _tuples(batch.prices, _COLUMNS["prices"])))
         if batch.buying_power:
             rows = _tuples(batch.buying_power.values(), _COLUMNS["buying_power"])
             out.append((sql["buying_power"], rows))
@@ -220,6 +228,7 @@ class Journal:
             "lots": upsert_sql("lots", "lot_id", ("state", "updated_seq")),
             "trades": insert_sql("trades"),
             "awards": insert_sql("awards"),
+            "prices": insert_sql("prices"),
             "buying_power": upsert_sql(
                 "buying_power",
                 "bidder",

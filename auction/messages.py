@@ -201,6 +201,28 @@ class SetBuyingPower(Command, frozen=True, tag="set_buying_power"):
     limit_fen: int
 
 
+PriceKind = Literal["daily", "upstream", "end_of_chain"]
+
+
+class PublishPrice(Command, frozen=True, tag="publish_price"):
+    """A published price (fen per tonne).
+
+    - ``daily`` (每日报价): the reference price of a market (``key``), by the platform or a
+      designated publisher; it sets the market's price band.
+    - ``upstream`` (上游报价): what one licensed recycler (the ``publisher``) pays
+      transporters in a market (``key``).
+    - ``end_of_chain`` (回收行情): a smelter's purchase price for a category (``key``: a
+      category code), or the lead ingot reference price (``key``: ``lead``); each says
+      whether VAT is included.
+    """
+
+    kind: PriceKind
+    key: str
+    publisher: PrincipalId
+    price_fen_per_t: int
+    vat_included: bool = False
+
+
 AnyCommand = (
     PlaceBid
     | AmendBid
@@ -221,6 +243,7 @@ AnyCommand = (
     | RejectOffer
     | WithdrawOffer
     | SetBuyingPower
+    | PublishPrice
 )
 
 # -- events ----------------------------------------------------------------------------
@@ -432,6 +455,18 @@ class BuyingPowerChanged(Event, frozen=True, tag="buying_power_changed"):
     available_fen: int
 
 
+class PricePublished(Event, frozen=True, tag="price_published"):
+    """A ``PublishPrice`` accepted; for ``daily``, the band it sets (None: no band)."""
+
+    kind: PriceKind
+    key: str
+    publisher: PrincipalId
+    price_fen_per_t: int
+    vat_included: bool
+    band_low_fen_per_t: int | None = None
+    band_high_fen_per_t: int | None = None
+
+
 class Rejected(Event, frozen=True, tag="rejected"):
     """The command was refused and changed nothing.  ``code`` is from ``errors.CODES``."""
 
@@ -461,5 +496,6 @@ AnyEvent = (
     | LotCancelled
     | LotExpired
     | Traded
+    | PricePublished
     | Rejected
 )

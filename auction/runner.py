@@ -40,7 +40,7 @@ from typing import Any
 import msgspec
 
 from auction import snapshot
-from auction.clock import Clock
+from auction.clock import Clock, shanghai_day
 from auction.codec import decode_command, encode_command, fingerprint
 from auction.engine import Engine
 from auction.errors import ClientError, InvariantBroken
@@ -59,6 +59,7 @@ from auction.messages import (
     InviteOffers,
     MakeOffer,
     PlaceBid,
+    PricePublished,
     Rejected,
     SellLot,
     StartAuction,
@@ -67,7 +68,9 @@ from auction.messages import (
 
 log = logging.getLogger("auction.runner")
 
-Publish = Callable[[list[AnyEvent]], None]
+Sequenced = list[tuple[int, list[AnyEvent]]]
+"""Committed commands' events, each with its journal sequence (0 without a journal)."""
+Publish = Callable[[Sequenced], None]
 
 
 class Answer(msgspec.Struct, frozen=True):
@@ -134,7 +137,7 @@ class _Pending:
 
     batch: Batch
     answers: list[tuple[_Item, Answer]]
-    published: list[AnyEvent]
+    published: Sequenced
     generation: int
 
 
@@ -346,7 +349,8 @@ class Runner:
                     }
                 )
             pending.answers.append((item, answer))
-            pending.published.extend(events)
+            if changed:
+                pending.published.append((seq or 0, events))
         return pending
 
     async def _commit_loop(self) -> None:
@@ -509,6 +513,19 @@ class Runner:
                             "amount_fen": ev.amount_fen,
                             "deposit_fen": ev.deposit_fen,
                             "via": ev.via,
+                        }
+                    )
+                case PricePublished():
+                    batch.prices.append(
+                        {
+                            "seq": seq,
+                            "at_us": at_us,
+                            "day": shanghai_day(ev.at).isoformat(),
+                            "kind": ev.kind,
+                            "key": ev.key,
+                            "publisher": ev.publisher,
+                            "price_fen_per_t": ev.price_fen_per_t,
+                            "vat_included": ev.vat_included,
                         }
                     )
                 case BuyingPowerChanged():

@@ -56,10 +56,13 @@ class Sales(EngineState):
         rules = self._check_market(c.market)
         check_weight(c.weight_kg, "weight_kg")
         check_price(c.start_price_fen_per_t, "start_price_fen_per_t")
+        self._check_band(c.market, c.start_price_fen_per_t, "start_price_fen_per_t")
         if c.reserve_fen_per_t is not None:
             check_price(c.reserve_fen_per_t, "reserve_fen_per_t")
+            self._check_band(c.market, c.reserve_fen_per_t, "reserve_fen_per_t")
         if c.buy_now_fen_per_t is not None:
             check_price(c.buy_now_fen_per_t, "buy_now_fen_per_t")
+            self._check_band(c.market, c.buy_now_fen_per_t, "buy_now_fen_per_t")
             floor = max(c.start_price_fen_per_t, c.reserve_fen_per_t or 0)
             if c.buy_now_fen_per_t <= floor:
                 raise ClientError(
@@ -180,6 +183,7 @@ class Sales(EngineState):
             raise ClientError(
                 "self_dealing_forbidden", "you cannot bid on your own organisation's lot"
             )
+        self._check_band(lot.market, c.max_price_fen_per_t, "max_price_fen_per_t")
         self._check_auction_bid(auction, c.bidder, c.max_price_fen_per_t)
         self._enter_auction_bid(auction, c.bidder, c.org, c.max_price_fen_per_t, now, events)
 
@@ -418,6 +422,7 @@ class Sales(EngineState):
                 "self_dealing_forbidden", "you cannot make an offer on your own organisation's lot"
             )
         check_price(c.price_fen_per_t, "price_fen_per_t")
+        self._check_band(lot.market, c.price_fen_per_t, "price_fen_per_t")
         check_expiry(c.expires_at, now)
         if any(self._offers[o].bidder == c.bidder for o in lot.open_offers):
             raise ClientError("offer_open", "you already have an open offer on this lot")
@@ -444,8 +449,9 @@ class Sales(EngineState):
         return lot, offer
 
     def _counter_offer(self, c: CounterOffer, now: datetime, events: list[AnyEvent]) -> None:
-        _, offer = self._open_offer(c.offer_id, c.owner, store=True)
+        lot, offer = self._open_offer(c.offer_id, c.owner, store=True)
         check_price(c.price_fen_per_t, "price_fen_per_t")
+        self._check_band(lot.market, c.price_fen_per_t, "price_fen_per_t")
         offer.status = "countered"
         offer.counter = c.price_fen_per_t
         self._offer_event(offer, now, events)

@@ -82,6 +82,8 @@ class EngineState:
         self._last_order_id = 0
         self._next_trade_id = 1
         self._now: datetime | None = None
+        # each market's price band from its latest daily quote: (low, high) fen per tonne
+        self._bands: dict[MarketId, tuple[int, int]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -170,6 +172,18 @@ class EngineState:
         if rules is None:
             rules = self._rules[category] = self._catalogue.rules(category)
         return rules
+
+    def _check_band(self, market: MarketId, price: int, field: str) -> None:
+        """The fat-finger guard: a price outside the band around the market's latest daily
+        quote is refused.  No daily quote yet, or a band of 0: no band."""
+        band = self._bands.get(market)
+        if band is not None and not band[0] <= price <= band[1]:
+            raise ClientError(
+                "price_out_of_band",
+                f"{field} {price} is outside today's band {band[0]}-{band[1]} fen/t "
+                "around the daily quote",
+                field=field,
+            )
 
     def _own_lot(self, lot_id: OrderId, owner: PrincipalId) -> Lot:
         lot = self._lots.get(lot_id)

@@ -28,7 +28,9 @@ async def settle() -> None:
 async def scenario() -> list[AnyEvent]:
     clock = ManualClock(T0)
     published: list[AnyEvent] = []
-    runner = Runner(Engine(), clock, publish=published.extend)
+    runner = Runner(
+        Engine(), clock, publish=lambda done: published.extend(e for _, evs in done for e in evs)
+    )
     task = asyncio.create_task(runner.run())
     try:
         for who in ("ra", "rb"):
