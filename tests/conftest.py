@@ -52,3 +52,23 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite+aiosqlite:///{tmp_path / 'journal.db'}"
     else:
         yield from postgres_database()
+
+
+REDIS_TEST_URL = os.environ.get("AUCTION_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+"""The tests' own Redis database number: flushed by the tests, and only that one."""
+
+
+def redis_url() -> str:
+    """The test Redis database, flushed; skips (fails under CI) when Redis is away."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.flushdb()
+    except (redis.exceptions.RedisError, OSError) as err:
+        if services_required():
+            pytest.fail(f"Redis is required (AUCTION_REQUIRE_SERVICES=1): {err!r}")
+        pytest.skip(f"no Redis at {REDIS_TEST_URL}: {err!r}")
+    finally:
+        client.close()
+    return REDIS_TEST_URL
