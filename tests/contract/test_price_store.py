@@ -16,8 +16,8 @@ from auction.prices import (
     POS_SHIFT,
     Aggregate,
     MemoryPrices,
-    Print,
     PriceStore,
+    Print,
     Quote,
     Settlement,
     board,
@@ -158,7 +158,7 @@ def test_a_new_day_starts_fresh_and_keeps_settlements(make_store: Callable[[], P
             closing = {m: settle(a, None, D1, rule) for m, a in snap1[1].items()}
             await store.set_settlements(closing)
             await store.start_day(D2)
-            await store.add_prints([p for p in day2])
+            await store.add_prints(day2)
             return snap1, await store.read()
         raise AssertionError
 
@@ -171,7 +171,7 @@ def test_a_new_day_starts_fresh_and_keeps_settlements(make_store: Callable[[], P
     view = board(snap2, stale=False)
     for row in view.markets:
         prev = snap2[3][row.market].price_fen_per_t
-        assert row.change_fen_per_t == row.last_fen_per_t - prev  # type: ignore[operator]
+        assert row.change_fen_per_t == row.last_fen_per_t - prev
 
 
 def test_settlement_needs_enough_trades_and_buyers() -> None:
