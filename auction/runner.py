@@ -160,7 +160,7 @@ class Runner:
         self.journal = journal
         self._queue: asyncio.Queue[_Item] = asyncio.Queue(max_queue)
         self._max_batch = max_batch
-        self._publish = publish
+        self._subscribers: list[Publish] = [publish] if publish is not None else []
         self._snapshot_path = snapshot_path
         self._snapshot_every = snapshot_every
         self._retention = key_retention
@@ -284,6 +284,11 @@ class Runner:
         self._last = now
         return now
 
+    def subscribe(self, subscriber: Publish) -> None:
+        """Call ``subscriber`` with every committed batch's events, in journal order, on
+        the event loop; it must return at once (queue the work, never wait)."""
+        self._subscribers.append(subscriber)
+
     async def run(self) -> None:
         """Apply batches and fire deadlines until cancelled.
 
@@ -389,8 +394,9 @@ class Runner:
         for item, answer in pending.answers:
             if item.future is not None and not item.future.done():
                 item.future.set_result(answer)
-        if pending.published and self._publish is not None:
-            self._publish(pending.published)
+        if pending.published:
+            for subscriber in self._subscribers:
+                subscriber(pending.published)
         await self._maybe_prune()
 
     async def _maybe_prune(self) -> None:

@@ -146,8 +146,10 @@ class Sales(EngineState):
     def _auction_for(self, lot_id: OrderId) -> tuple[Lot, Auction]:
         lot = self._lots.get(lot_id)
         auction = self._auctions.get(lot_id)
-        if lot is None or auction is None:
-            raise ClientError("lot_not_found", f"no auction for lot {lot_id}")
+        if lot is None:
+            raise ClientError("lot_not_found", f"no lot {lot_id}")
+        if auction is None:
+            raise ClientError("lot_not_open", f"lot {lot_id} is for {lot.kind}, not in auction")
         if lot.state != "in_auction":
             raise ClientError("lot_not_open", f"lot {lot_id} is {lot.state}, not in auction")
         return lot, auction
@@ -413,8 +415,10 @@ class Sales(EngineState):
     def _make_offer(self, c: MakeOffer, now: datetime, events: list[AnyEvent]) -> None:
         self._check_new_id(c.offer_id, "offer_id")
         lot = self._lots.get(c.lot_id)
-        if lot is None or lot.kind != "offers":
-            raise ClientError("lot_not_found", f"no lot {c.lot_id} is taking offers")
+        if lot is None:
+            raise ClientError("lot_not_found", f"no lot {c.lot_id}")
+        if lot.kind != "offers":
+            raise ClientError("lot_not_open", f"lot {c.lot_id} is for {lot.kind}, not offers")
         if lot.state != "taking_offers":
             raise ClientError("lot_not_open", f"lot {c.lot_id} is {lot.state}")
         if c.org == lot.org:

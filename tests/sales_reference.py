@@ -295,9 +295,9 @@ class ReferenceSales:
                     return "invalid_value"
             case AuctionBid():
                 lot = self.lots.get(c.lot_id)
-                if lot is None or lot.kind != "auction":
+                if lot is None:
                     return "lot_not_found"
-                if lot.state != "in_auction":
+                if lot.kind != "auction" or lot.state != "in_auction":
                     return "lot_not_open"
                 if c.org == lot.org:
                     return "self_dealing_forbidden"
@@ -317,9 +317,9 @@ class ReferenceSales:
                     return "insufficient_buying_power"
             case BuyNow():
                 lot = self.lots.get(c.lot_id)
-                if lot is None or lot.kind != "auction":
+                if lot is None:
                     return "lot_not_found"
-                if lot.state != "in_auction":
+                if lot.kind != "auction" or lot.state != "in_auction":
                     return "lot_not_open"
                 if c.org == lot.org:
                     return "self_dealing_forbidden"
@@ -351,9 +351,9 @@ class ReferenceSales:
                 if c.offer_id <= self.last_id:
                     return "duplicate_id"
                 lot = self.lots.get(c.lot_id)
-                if lot is None or lot.kind != "offers":
+                if lot is None:
                     return "lot_not_found"
-                if lot.state != "taking_offers":
+                if lot.kind != "offers" or lot.state != "taking_offers":
                     return "lot_not_open"
                 if c.org == lot.org:
                     return "self_dealing_forbidden"

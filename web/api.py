@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Final
 
 import msgspec
@@ -43,6 +44,7 @@ from auction.messages import (
     InviteOffers,
     MakeOffer,
     PlaceBid,
+    PublishPrice,
     Rejected,
     RejectOffer,
     SellLot,
@@ -50,6 +52,8 @@ from auction.messages import (
     StartAuction,
     WithdrawOffer,
 )
+from auction.prices import Board
+from auction.pricing import PriceService
 from auction.runner import Runner
 from auction.types import MarketId, OrderId, OrgId, PrincipalId
 from web.errors import problem, validation_problem
@@ -63,10 +67,12 @@ from web.wire import (
     CounterBody,
     Empty,
     Health,
+    MarketPrices,
     OfferBody,
     Page,
     PlaceBidBody,
     PostLotBody,
+    PublishPriceBody,
 )
 
 ALL_ROLES: Final = frozenset({"store", "recycler", "transporter", "regulator", "admin", "service"})
@@ -102,6 +108,7 @@ class Context:
     accounts: Accounts
     clock: Clock
     limiter: RateLimiter
+    prices: PriceService
     token_cache: dict[str, tuple[Principal | None, float]] = field(default_factory=dict)
     lookups: dict[str, asyncio.Future[Principal | None]] = field(default_factory=dict)
 
@@ -147,6 +154,7 @@ class Endpoint:
     public: bool = False
     answers: type | None = None
     creates: str | None = None  # "lot": answers 201 with the new lot's ``id``
+    query: tuple[dict[str, Any], ...] = ()  # OpenAPI query parameters (name, required, schema)
 
 
 ENDPOINTS: list[Endpoint] = []
@@ -165,6 +173,7 @@ def endpoint(
     answers: type | None = None,
     limit: int = 8 * 1024,
     creates: str | None = None,
+    query: tuple[dict[str, Any], ...] = (),
 ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         name = handler.__name__
@@ -186,6 +195,7 @@ def endpoint(
                 public,
                 answers,
                 creates,
+                query,
             )
         )
         if body is not None:
@@ -374,7 +384,12 @@ async def list_markets(ctx: Context, request: ApiRequest, who: Principal, body: 
 
 
 @endpoint(
-    "GET", "/v1/markets/{market}/book", "Show a market's book", roles=ALL_ROLES, statuses=(200, 404)
+    "GET",
+    "/v1/markets/{market}/book",
+    "Show a market's book",
+    roles=ALL_ROLES,
+    statuses=(200, 404),
+    query=({"name": "depth", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},),
 )
 async def market_book(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
     market = request.path_params["market"]
@@ -752,6 +767,98 @@ async def list_awards(ctx: Context, request: ApiRequest, who: Principal, body: A
 async def my_buying_power(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
     limit, reserved, available = ctx.runner.engine.buying_power(PrincipalId(who.id))
     return json({"limit_fen": limit, "reserved_fen": reserved, "available_fen": available})
+
+
+# -- prices ----------------------------------------------------------------------------
+
+PUBLISHERS = frozenset({"service", "admin", "recycler"})
+
+
+@endpoint(
+    "POST",
+    "/v1/prices",
+    "Publish a price",
+    roles=PUBLISHERS,
+    body=PublishPriceBody,
+    statuses=(200, 403),
+    answers=CommandAnswer,
+)
+async def publish_price(
+    ctx: Context, request: ApiRequest, who: Principal, body: PublishPriceBody
+) -> Response:
+    if who.role == "recycler" and body.kind != "upstream":
+        return problem("forbidden_role", "a recycler publishes its own upstream quotes only")
+    command = PublishPrice(
+        kind=body.kind,
+        key=body.key,
+        publisher=PrincipalId(who.id),
+        price_fen_per_t=body.price_fen_per_t,
+        vat_included=body.vat_included,
+    )
+    return await submit(ctx, request, who, command)
+
+
+@endpoint("GET", "/v1/prices", "Every market's prices and statistics today", roles=ALL_ROLES,
+          answers=Board)  # fmt: skip
+async def all_prices(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
+    return json(await ctx.prices.board())
+
+
+@endpoint("GET", "/v1/markets/{market}/prices", "A market's prices and statistics today",
+          roles=ALL_ROLES, statuses=(200, 404), answers=MarketPrices)  # fmt: skip
+async def market_prices(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
+    market = request.path_params["market"]
+    if not MARKET_RE.match(market):
+        raise ClientError("unknown_market", f"{market[:40]!r} is not a known market")
+    view = await ctx.prices.board()
+    category = market.partition(":")[0]
+    return json(
+        MarketPrices(
+            market=market,
+            day=view.day,
+            stale=view.stale,
+            stats=next((m for m in view.markets if m.market == market), None),
+            quotes=[q for q in view.quotes if q.key in (market, category, "lead")],
+            settlement=view.settlements.get(market),
+            index=next((i for i in view.indices if i.category == category), None),
+        )
+    )
+
+
+DAY_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+DAY = {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+
+
+@endpoint(
+    "GET",
+    "/v1/prices/history",
+    "A market's daily statistics and prices over days",
+    roles=ALL_ROLES,
+    query=(
+        {
+            "name": "market",
+            "required": True,
+            "schema": {"type": "string", "pattern": MARKET_PATTERN},
+        },
+        {"name": "from", "required": True, "schema": DAY},
+        {"name": "to", "schema": DAY},
+    ),
+)
+async def price_history(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
+    q = request.query_params
+    market = q.get("market", "")
+    if not MARKET_RE.match(market):
+        return problem(
+            "invalid_query", "market=<category>:<region code> is required", field="market"
+        )
+    raw_first, raw_last = q.get("from", ""), q.get("to", q.get("from", ""))
+    try:
+        if not (DAY_RE.match(raw_first) and DAY_RE.match(raw_last)):
+            raise ValueError("not YYYY-MM-DD")
+        first, last = date.fromisoformat(raw_first), date.fromisoformat(raw_last)
+    except ValueError as err:
+        return problem("invalid_query", f"from and to are days, YYYY-MM-DD: {err}", field="from")
+    return json(await ctx.prices.history(market, first, last))  # from after to: no days
 
 
 @endpoint(

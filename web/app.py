@@ -20,6 +20,9 @@ from starlette.routing import Route
 
 from auction.accounts import Accounts
 from auction.clock import Clock, LiveClock
+from auction.prices import MemoryPrices, PriceStore
+from auction.prices_redis import RedisPrices
+from auction.pricing import PriceService
 from auction.service import close_runner, open_runner, settle_heap
 from auction.settings import Settings
 from web.api import ENDPOINTS, Context, RateLimiter, route_handler
@@ -79,9 +82,15 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: AuctionApp) -> AsyncIterator[dict[str, Any]]:
         runner, db = await open_runner(settings, clock)
+        store: PriceStore = (
+            RedisPrices(settings.redis_url) if settings.redis_url else MemoryPrices()
+        )
+        prices = PriceService(store, db, clock, runner.engine._catalogue.settlement)
+        runner.subscribe(prices.on_commit)
+        pricer = asyncio.create_task(prices.run())
         writer = asyncio.create_task(runner.run())
         limiter = RateLimiter(settings.rate_per_principal, 2 * settings.rate_per_principal)
-        app.state.ctx = Context(runner, Accounts(db), clock, limiter)
+        app.state.ctx = Context(runner, Accounts(db), clock, limiter, prices)
         app.state.writer = writer
         if on_ready is not None:
             await on_ready(app.state.ctx)
@@ -89,6 +98,11 @@ def create_app(
         try:
             yield {}
         finally:
+            pricer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pricer
+            if isinstance(store, RedisPrices):
+                await store.close()
             await close_runner(runner, writer, db)
 
     table = PathTable()

@@ -68,6 +68,7 @@ def build() -> dict[str, Any]:
             }
             for n in _PARAM.findall(ep.path)
         ]
+        params += [{"in": "query", **q} for q in ep.query]
         if ep.method == "POST":
             params.append(
                 {

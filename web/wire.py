@@ -16,6 +16,7 @@ from msgspec import UNSET, Meta, UnsetType
 from auction.catalogue import default_catalogue
 from auction.messages import AnyEvent
 from auction.money import MAX_PRICE_FEN_PER_T, MAX_WEIGHT_KG
+from auction.prices import CategoryIndex, MarketStats, Quote, Settlement
 
 Price = Annotated[int, Meta(ge=1, le=MAX_PRICE_FEN_PER_T, description="fen per tonne (分/吨)")]
 Kg = Annotated[int, Meta(ge=1, le=MAX_WEIGHT_KG, description="whole kilograms")]
@@ -157,6 +158,45 @@ class Problem(msgspec.Struct):
     code: str
     detail: str
     field: str | None = None
+
+
+_CATEGORY_OR_LEAD = rf"^({_CATEGORIES}|lead)$"
+
+
+class PublishPriceBody(Body):
+    """A daily quote (每日报价) or an upstream quote (上游报价) for a market, or an
+    end-of-chain price (回收行情) for a category or ``lead`` (the lead ingot)."""
+
+    __schema_extra__: ClassVar[dict[str, Any]] = {
+        "allOf": [
+            {
+                "if": {"properties": {"kind": {"enum": ["daily", "upstream"]}}},
+                "then": {"properties": {"key": {"pattern": MARKET_PATTERN}}},
+            },
+            {
+                "if": {"properties": {"kind": {"const": "end_of_chain"}}},
+                "then": {"properties": {"key": {"pattern": _CATEGORY_OR_LEAD}}},
+            },
+        ]
+    }
+    kind: Literal["daily", "upstream", "end_of_chain"]
+    key: Annotated[str, Meta(min_length=1, max_length=64)]
+    price_fen_per_t: Price
+    vat_included: bool = False
+
+
+class MarketPrices(msgspec.Struct):
+    """One market's view of the price state: its day so far, the prices published for it
+    (its daily and upstream quotes, its category's end-of-chain price, lead), its last
+    settlement and its category's index."""
+
+    market: str
+    day: str | None
+    stale: bool
+    stats: MarketStats | None
+    quotes: list[Quote]
+    settlement: Settlement | None
+    index: CategoryIndex | None
 
 
 class Health(msgspec.Struct):

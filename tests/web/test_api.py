@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from web.wire import (
     OfferBody,
     PlaceBidBody,
     PostLotBody,
+    PublishPriceBody,
 )
 
 M = "ebike:330522"
@@ -30,6 +32,7 @@ VALID_BODY: dict[Any, dict[str, Any]] = {
     OfferBody: {"price_fen_per_t": 1_000_000, "expires_at": "2099-01-01T00:00:00Z"},
     CounterBody: {"price_fen_per_t": 1_000_000},
     BuyingPowerBody: {"bidder": "ra", "limit_fen": 10**9},
+    PublishPriceBody: {"kind": "upstream", "key": M, "price_fen_per_t": 1_000_000},
     Empty: {},
 }
 
@@ -294,3 +297,46 @@ def test_an_amendment_changes_something(service: Service) -> None:
     assert null.status_code == 422 and code(null) == "invalid_type"
     spec = service.client.get("/openapi.json").json()["components"]["schemas"]["AmendBidBody"]
     assert spec["minProperties"] == 1
+
+
+def _board(service: Service, who: str, until: Any) -> Any:
+    for _ in range(200):
+        board = service.get(who, "/v1/prices").json()
+        if until(board):
+            return board
+        time.sleep(0.01)
+    raise AssertionError(board)
+
+
+def test_prices_published_bands_enforced_statistics_live(service: Service) -> None:
+    daily = {"kind": "daily", "key": M, "price_fen_per_t": 1_000_000}
+    assert service.post("svc", "/v1/prices", daily).status_code == 200
+    assert service.post("adm", "/v1/prices", {**daily, "kind": "end_of_chain", "key": "lead",
+                                               "price_fen_per_t": 1_650_000, "vat_included": True}
+                        ).status_code == 200  # fmt: skip
+    own = service.post("ra", "/v1/prices", {**daily, "kind": "upstream"})
+    assert own.status_code == 200
+    assert code(service.post("ra", "/v1/prices", daily)) == "forbidden_role"
+    assert code(service.post("s1", "/v1/prices", daily)) == "forbidden_role"
+    far = service.post("ra", "/v1/bids", {"market": M, "price_fen_per_t": 2_000_000, "qty_kg": 10})
+    assert far.status_code == 422 and code(far) == "price_out_of_band"
+    assert "800000-1200000" in far.json()["detail"] and far.json()["field"] == "price_fen_per_t"
+    place_bid(service, "ra", price=1_000_000, qty=500)
+    place_bid(service, "rb", price=1_100_000, qty=500)
+    sold = post_lot(service, "s1", mode="one_click", weight_kg=800, allow_partial=True)
+    assert sold.status_code == 201, sold.text
+    board = _board(service, "reg", lambda b: b["markets"] and b["markets"][0]["trades"] == 2)
+    (stats,) = board["markets"]
+    assert (stats["open_fen_per_t"], stats["last_fen_per_t"]) == (1_100_000, 1_000_000)
+    assert stats["volume_kg"] == 800 and stats["buyers"] == 2
+    assert stats["vwap_fen_per_t"] == (1_100_000 * 500 + 1_000_000 * 300) // 800 + 0
+    kinds = {(q["kind"], q["key"], q["publisher"]) for q in board["quotes"]}
+    assert kinds == {("daily", M, "svc"), ("end_of_chain", "lead", "adm"), ("upstream", M, "ra")}
+    (index,) = board["indices"]
+    assert index["lead_ratio"] == round(index["index_fen_per_t"] / 1_650_000, 4)
+    one = service.get("s1", f"/v1/markets/{M}/prices").json()
+    assert one["stats"] == stats and len(one["quotes"]) == 3 and one["stale"] is False
+    history = service.get("reg", f"/v1/prices/history?market={M}&from=2000-01-01&to=2000-12-31")
+    assert history.status_code == 200 and history.json()["days"] == []
+    bad = service.get("reg", f"/v1/prices/history?market={M}&from=2000-13-01")
+    assert bad.status_code == 422 and code(bad) == "invalid_query"

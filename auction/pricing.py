@@ -1,0 +1,376 @@
+"""The price service: keeps a ``PriceStore`` equal to what the journal says, without ever
+making trading wait for it.
+
+- ``on_commit`` is the runner's subscriber: it turns a committed batch into prints and
+  quotes and queues them (bounded; a full queue only means "rebuild").
+- ``run`` applies them in journal order; at Asia/Shanghai midnight (or at the first
+  print of a new day) it settles the day (``auction.prices.settle``), writes the day's
+  row to ``daily_stats`` and starts the new day fresh.
+- Whenever the store fails or is found empty (a Redis restart, a flush), the state is
+  ``stale`` until it has been rebuilt from SQL: settlements from ``daily_stats`` (days
+  that ended while nobody was settling them are settled then), today's prints from
+  ``trades`` and ``awards``, the latest quotes from ``prices``.  Positions make the
+  queued updates that follow harmless to apply again.
+- Readers get the last good board, marked stale, while the store is away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from auction.catalogue import SettlementRule
+from auction.clock import Clock, shanghai_day, shanghai_midnight
+from auction.journal import AWARDS, DAILY_STATS, PRICES, TRADES, from_us, to_us
+from auction.messages import Awarded, PricePublished, Traded
+from auction.prices import (
+    POS_SHIFT,
+    Aggregate,
+    Board,
+    MemoryPrices,
+    PriceStore,
+    Print,
+    Quote,
+    Settlement,
+    board,
+    settle,
+    vwap,
+)
+from auction.runner import Sequenced
+
+log = logging.getLogger("auction.pricing")
+
+AWARD_INDEX = POS_SHIFT // 2  # awards of a command come after its trades, by lot id
+
+
+def updates(done: Sequenced) -> tuple[list[Print], list[Quote]]:
+    """The prints and quotes in committed events, with their journal positions."""
+    prints: list[Print] = []
+    quotes: list[Quote] = []
+    for seq, events in done:
+        base = seq * POS_SHIFT
+        trades = 0
+        awards: list[Awarded] = []
+        for ev in events:
+            if isinstance(ev, Traded):
+                prints.append(Print(base + trades, shanghai_day(ev.at).isoformat(), ev.market,
+                                    ev.price_fen_per_t, ev.weight_kg, ev.buyer))  # fmt: skip
+                trades += 1
+            elif isinstance(ev, Awarded):
+                awards.append(ev)
+            elif isinstance(ev, PricePublished):
+                quotes.append(Quote(base, ev.kind, ev.key, ev.publisher, ev.price_fen_per_t,
+                                    ev.vat_included, ev.at.isoformat()))  # fmt: skip
+        for i, ev in enumerate(sorted(awards, key=lambda a: a.lot_id)):
+            prints.append(Print(base + AWARD_INDEX + i, shanghai_day(ev.at).isoformat(), ev.market,
+                                ev.price_fen_per_t, ev.weight_kg, ev.buyer))  # fmt: skip
+    prints.sort(key=lambda p: p.pos)
+    return prints, quotes
+
+
+class PriceService:
+    def __init__(
+        self,
+        store: PriceStore,
+        db: AsyncEngine,
+        clock: Clock,
+        rule: SettlementRule,
+        *,
+        max_pending: int = 10_000,
+        retry_s: float = 0.2,
+    ) -> None:
+        self.store = store
+        self.db = db
+        self.clock = clock
+        self.rule = rule
+        self.retry_s = retry_s
+        self._queue: asyncio.Queue[tuple[list[Print], list[Quote]]] = asyncio.Queue(max_pending)
+        self._dirty = True
+        self.stale = True
+        self.rebuilds = 0
+        self._last_board: Board | None = None
+        self._rebuilding = False
+        self._wake = asyncio.Event()
+
+    # -- input ---------------------------------------------------------------------------
+
+    def on_commit(self, done: Sequenced) -> None:
+        prints, quotes = updates(done)
+        if not prints and not quotes:
+            return
+        try:
+            self._queue.put_nowait((prints, quotes))
+        except asyncio.QueueFull:
+            self._dirty = True  # what was dropped is in SQL: the rebuild reads it
+        self._wake.set()
+
+    # -- output --------------------------------------------------------------------------
+
+    async def board(self) -> Board:
+        """Everything, in one read of the store; the last good one (stale) if it is away."""
+        if not self._dirty and not self._rebuilding:
+            try:
+                view = board(await self.store.read(), stale=self.stale)
+            except ConnectionError:
+                self._mark_broken()
+            else:
+                self._last_board = view
+                return view
+        if self._last_board is None:
+            return Board(None, True, [], [], {}, [])
+        last = self._last_board
+        return Board(last.day, True, last.markets, last.quotes, last.settlements, last.indices)
+
+    async def history(self, market: str, first: date, last: date) -> dict[str, Any]:
+        lo, hi = first.isoformat(), last.isoformat()
+        stats = select(DAILY_STATS).where(
+            DAILY_STATS.c.market == market, DAILY_STATS.c.day.between(lo, hi)
+        )
+        prices = select(PRICES).where(
+            PRICES.c.key.in_([market, market.partition(":")[0], "lead"]),
+            PRICES.c.day.between(lo, hi),
+        )
+        async with self.db.connect() as conn:
+            rows = (await conn.execute(stats.order_by(DAILY_STATS.c.day))).mappings().all()
+            published = (await conn.execute(prices.order_by(PRICES.c.seq))).mappings().all()
+        quotes = []
+        for p in published:
+            row = dict(p)
+            row["at"] = from_us(row.pop("at_us")).isoformat()
+            quotes.append(row)
+        return {"market": market, "days": [dict(r) for r in rows], "prices": quotes}
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def _mark_broken(self) -> None:
+        self._dirty = True
+        self.stale = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            if self._dirty:
+                try:
+                    await self.rebuild()
+                except ConnectionError as err:
+                    log.warning("price store unavailable, retrying: %s", err)
+                    await asyncio.sleep(self.retry_s)
+                    continue
+            try:
+                await self._step()
+            except ConnectionError as err:
+                log.warning("price store failed, rebuilding: %s", err)
+                self._mark_broken()
+
+    async def _step(self) -> None:
+        midnight = shanghai_midnight(shanghai_day(self.clock.now()) + timedelta(days=1))
+        if self._queue.empty():
+            self._wake.clear()
+            waits = {
+                asyncio.ensure_future(self.clock.sleep_until(midnight)),
+                asyncio.ensure_future(self._wake.wait()),
+            }
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await w
+        if self._dirty:
+            return
+        today = shanghai_day(self.clock.now()).isoformat()
+        current = await self.store.day()
+        if current is None:
+            self._mark_broken()
+            return
+        if current < today:
+            await self.roll(current, today)
+        while not self._queue.empty():
+            prints, quotes = self._queue.get_nowait()
+            for day in sorted({p.day for p in prints if p.day > today}):
+                await self.roll(today, day)  # a print of tomorrow before our timer fired
+                today = day
+            ok = await self.store.add_prints(prints) and await self.store.add_quotes(quotes)
+            if not ok:
+                self._mark_broken()
+                return
+        self.stale = False
+
+    # -- days ----------------------------------------------------------------------------
+
+    async def roll(self, ended: str, today: str) -> None:
+        """Settle the day that ended, write its rows, start ``today`` fresh."""
+        _, aggs, _, settlements = await self.store.read()
+        closing = await self._settle_day(ended, aggs, settlements)
+        await self.store.set_settlements(closing)
+        await self.store.start_day(today)
+
+    async def _settle_day(
+        self, day: str, aggs: dict[str, Aggregate], previous: dict[str, Settlement]
+    ) -> dict[str, Settlement]:
+        closing = {}
+        rows = []
+        for market in sorted(set(aggs) | set(previous)):
+            agg = aggs.get(market)
+            s = settle(agg, previous.get(market), day, self.rule)
+            closing[market] = s
+            rows.append(
+                {
+                    "market": market,
+                    "day": day,
+                    "open_fen_per_t": agg.open if agg else None,
+                    "high_fen_per_t": agg.high if agg else None,
+                    "low_fen_per_t": agg.low if agg else None,
+                    "last_fen_per_t": agg.last if agg else None,
+                    "volume_kg": agg.volume_kg if agg else 0,
+                    "trades": agg.trades if agg else 0,
+                    "buyers": agg.buyers if agg else 0,
+                    "vwap_fen_per_t": vwap(agg.notional, agg.volume_kg) if agg else None,
+                    "settlement_fen_per_t": s.price_fen_per_t,
+                    "carried": s.carried,
+                }
+            )
+        if rows:
+            try:
+                async with self.db.begin() as conn:
+                    await conn.execute(
+                        DAILY_STATS.delete().where(DAILY_STATS.c.day == day)
+                    )  # settling a day again (after a crash) replaces its rows
+                    await conn.execute(DAILY_STATS.insert(), rows)
+            except Exception as err:  # the database is away: settle again once it is back
+                raise ConnectionError(f"daily_stats: {err!r}") from err
+        return closing
+
+    # -- rebuild -------------------------------------------------------------------------
+
+    async def rebuild(self) -> None:
+        """The store from SQL alone, then whatever is queued on top (positions skip what
+        the rebuild already has)."""
+        self.stale = True
+        self._dirty = False
+        self._rebuilding = True
+        try:
+            await self._rebuild()
+        finally:
+            self._rebuilding = False
+
+    async def _rebuild(self) -> None:
+        today = shanghai_day(self.clock.now())
+        try:
+            settlements = await self._catch_up(today)
+            prints = await self._prints_between(
+                shanghai_midnight(today), shanghai_midnight(today + timedelta(days=1))
+            )
+            quotes = await self._latest_quotes()
+        except ConnectionError:
+            self._dirty = True
+            raise
+        except Exception as err:
+            self._dirty = True
+            raise ConnectionError(f"journal read tables: {err!r}") from err
+        try:
+            await self.store.clear()
+            await self.store.set_settlements(settlements)
+            await self.store.start_day(today.isoformat())
+            if not (await self.store.add_prints(prints) and await self.store.add_quotes(quotes)):
+                raise ConnectionError("the store emptied during the rebuild")
+        except ConnectionError:
+            self._dirty = True
+            raise
+        self.rebuilds += 1
+
+    async def _catch_up(self, today: date) -> dict[str, Settlement]:
+        """Settle every day before ``today`` that had prints and no ``daily_stats`` rows
+        (nobody was running at its midnight); the latest settlement of every market."""
+        async with self.db.connect() as conn:
+            settled = (await conn.execute(select(func.max(DAILY_STATS.c.day)))).scalar()
+            first_trade = (await conn.execute(select(func.min(TRADES.c.at_us)))).scalar()
+            first_award = (await conn.execute(select(func.min(AWARDS.c.at_us)))).scalar()
+        starts = [from_us(x) for x in (first_trade, first_award) if x is not None]
+        day = date.fromisoformat(settled) + timedelta(days=1) if settled else None
+        if day is None and starts:
+            day = shanghai_day(min(starts))
+        while day is not None and day < today:
+            scratch = MemoryPrices()
+            await scratch.start_day(day.isoformat())
+            await scratch.add_prints(
+                await self._prints_between(
+                    shanghai_midnight(day), shanghai_midnight(day + timedelta(days=1))
+                )
+            )
+            _, aggs, _, _ = await scratch.read()
+            previous = await self._latest_settlements()
+            if aggs or previous:
+                await self._settle_day(day.isoformat(), aggs, previous)
+            day += timedelta(days=1)
+        return await self._latest_settlements()
+
+    async def _latest_settlements(self) -> dict[str, Settlement]:
+        latest = (
+            select(DAILY_STATS.c.market, func.max(DAILY_STATS.c.day).label("day"))
+            .group_by(DAILY_STATS.c.market)
+            .subquery()
+        )
+        query = select(DAILY_STATS).join(
+            latest,
+            (DAILY_STATS.c.market == latest.c.market) & (DAILY_STATS.c.day == latest.c.day),
+        )
+        async with self.db.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return {
+            r["market"]: Settlement(r["day"], r["settlement_fen_per_t"], bool(r["carried"]))
+            for r in rows
+        }
+
+    async def _prints_between(self, start: Any, end: Any) -> list[Print]:
+        lo, hi = to_us(start), to_us(end)
+        trades = (
+            select(TRADES)
+            .where(TRADES.c.at_us >= lo, TRADES.c.at_us < hi)
+            .order_by(TRADES.c.seq, TRADES.c.trade_id)
+        )
+        awards = (
+            select(AWARDS)
+            .where(AWARDS.c.at_us >= lo, AWARDS.c.at_us < hi)
+            .order_by(AWARDS.c.seq, AWARDS.c.lot_id)
+        )
+        async with self.db.connect() as conn:
+            trade_rows = (await conn.execute(trades)).mappings().all()
+            award_rows = (await conn.execute(awards)).mappings().all()
+        out = []
+        for rows, offset in ((trade_rows, 0), (award_rows, AWARD_INDEX)):
+            seq, index = None, 0
+            for r in rows:
+                index = index + 1 if r["seq"] == seq else 0
+                seq = r["seq"]
+                day = shanghai_day(from_us(r["at_us"])).isoformat()
+                out.append(Print(r["seq"] * POS_SHIFT + offset + index, day, r["market"],
+                                 r["price_fen_per_t"], r["weight_kg"], r["buyer"]))  # fmt: skip
+        out.sort(key=lambda p: p.pos)
+        return out
+
+    async def _latest_quotes(self) -> list[Quote]:
+        newest = select(func.max(PRICES.c.seq)).group_by(
+            PRICES.c.kind, PRICES.c.key, PRICES.c.publisher
+        )
+        async with self.db.connect() as conn:
+            rows = (await conn.execute(select(PRICES).where(PRICES.c.seq.in_(newest)))).mappings()
+            return [
+                Quote(
+                    r["seq"] * POS_SHIFT,
+                    r["kind"],
+                    r["key"],
+                    r["publisher"],
+                    r["price_fen_per_t"],
+                    bool(r["vat_included"]),
+                    from_us(r["at_us"]).isoformat(),
+                )
+                for r in rows.all()
+            ]
