@@ -139,8 +139,9 @@ class PriceStore(Protocol):
 
     async def day(self) -> str | None: ...
 
-    async def start_day(self, day: str) -> None:
-        """Forget the statistics of every earlier day; ``day`` is the current one."""
+    async def start_day(self, day: str, *, create: bool = False) -> bool:
+        """Forget the statistics of every earlier day; ``day`` is the current one.  False
+        if the store was found empty (unless ``create``: the rebuild's first step)."""
         ...
 
     async def add_prints(self, prints: list[Print]) -> bool:
@@ -217,10 +218,13 @@ class MemoryPrices:
     async def day(self) -> str | None:
         return self._day
 
-    async def start_day(self, day: str) -> None:
+    async def start_day(self, day: str, *, create: bool = False) -> bool:
+        if self._day is None and not create:
+            return False
         if self._day != day:
             self._stats = {}
         self._day = day
+        return True
 
     async def add_prints(self, prints: list[Print]) -> bool:
         if self._day is None:

@@ -15,6 +15,7 @@ its state stale and rebuilds; trading never waits for it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, TypeVar
@@ -49,6 +50,11 @@ class RedisPrices:
         try:
             return await op()
         except (RedisError, OSError) as err:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # redis-py's socket timeout can turn our own cancellation into a
+                # TimeoutError; a shutdown that waits on us must not be lost
+                raise asyncio.CancelledError from err
             raise ConnectionError(f"redis: {err}") from err
 
     async def close(self) -> None:
@@ -60,8 +66,10 @@ class RedisPrices:
             return None
         return raw.decode() if isinstance(raw, bytes) else str(raw)
 
-    async def start_day(self, day: str) -> None:
-        await self._call(lambda: self._start_day(keys=[self.prefix], args=[day]))
+    async def start_day(self, day: str, *, create: bool = False) -> bool:
+        args = [day, "create" if create else ""]
+        done = await self._call(lambda: self._start_day(keys=[self.prefix], args=args))
+        return int(done) >= 0
 
     async def add_prints(self, prints: list[Print]) -> bool:
         if not prints:

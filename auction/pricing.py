@@ -17,7 +17,6 @@ making trading wait for it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import date, timedelta
 from typing import Any
@@ -72,6 +71,14 @@ def updates(done: Sequenced) -> tuple[list[Print], list[Quote]]:
                                 ev.price_fen_per_t, ev.weight_kg, ev.buyer))  # fmt: skip
     prints.sort(key=lambda p: p.pos)
     return prints, quotes
+
+
+def _honour_cancellation() -> None:
+    """A client library that swallowed our task's cancellation (redis-py can turn it into
+    a timeout, which we then treat as an outage) must not keep the service running."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class PriceService:
@@ -155,6 +162,7 @@ class PriceService:
 
     async def run(self) -> None:
         while True:
+            _honour_cancellation()
             if self._dirty:
                 try:
                     await self.rebuild()
@@ -171,6 +179,7 @@ class PriceService:
     async def _step(self) -> None:
         midnight = shanghai_midnight(shanghai_day(self.clock.now()) + timedelta(days=1))
         if self._queue.empty():
+            _honour_cancellation()
             self._wake.clear()
             waits = {
                 asyncio.ensure_future(self.clock.sleep_until(midnight)),
@@ -179,10 +188,8 @@ class PriceService:
             try:
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for w in waits:
+                for w in waits:  # not awaited: that could swallow our own cancellation
                     w.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await w
         if self._dirty:
             return
         today = shanghai_day(self.clock.now()).isoformat()
@@ -210,7 +217,8 @@ class PriceService:
         _, aggs, _, settlements = await self.store.read()
         closing = await self._settle_day(ended, aggs, settlements)
         await self.store.set_settlements(closing)
-        await self.store.start_day(today)
+        if not await self.store.start_day(today):
+            self._mark_broken()  # emptied meanwhile: the rebuild settles again from SQL
 
     async def _settle_day(
         self, day: str, aggs: dict[str, Aggregate], previous: dict[str, Settlement]
@@ -278,13 +286,14 @@ class PriceService:
         try:
             await self.store.clear()
             await self.store.set_settlements(settlements)
-            await self.store.start_day(today.isoformat())
+            await self.store.start_day(today.isoformat(), create=True)
             if not (await self.store.add_prints(prints) and await self.store.add_quotes(quotes)):
                 raise ConnectionError("the store emptied during the rebuild")
         except ConnectionError:
             self._dirty = True
             raise
         self.rebuilds += 1
+        self.stale = False  # what is queued is newer than the rebuild: applied next
 
     async def _catch_up(self, today: date) -> dict[str, Settlement]:
         """Settle every day before ``today`` that had prints and no ``daily_stats`` rows
@@ -299,7 +308,7 @@ class PriceService:
             day = shanghai_day(min(starts))
         while day is not None and day < today:
             scratch = MemoryPrices()
-            await scratch.start_day(day.isoformat())
+            await scratch.start_day(day.isoformat(), create=True)
             await scratch.add_prints(
                 await self._prints_between(
                     shanghai_midnight(day), shanghai_midnight(day + timedelta(days=1))

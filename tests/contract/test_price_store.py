@@ -101,7 +101,8 @@ def test_statistics_equal_the_reference_whatever_the_batches_and_repeats(
             await store.clear()
             assert await store.day() is None
             assert await store.add_prints(ps[:3]) is False  # empty: nothing applied
-            await store.start_day(D1)
+            assert await store.start_day(D1) is False  # a day moves on, never from nothing
+            assert await store.start_day(D1, create=True)
             i = 0
             while i < len(ps):  # journal order, in batches, some sent again (a replay)
                 n = rng.randint(1, 20)
@@ -124,7 +125,7 @@ def test_quotes_keep_the_newest_per_slot(make_store: Callable[[], PriceStore]) -
     async def go() -> list[Quote]:
         async for store in _opened(make_store):
             await store.clear()
-            await store.start_day(D1)
+            await store.start_day(D1, create=True)
             await store.add_quotes(
                 [q(5, "daily", "ebike:330522", 100), q(3, "daily", "ebike:330522", 90)]
             )
@@ -151,7 +152,7 @@ def test_a_new_day_starts_fresh_and_keeps_settlements(make_store: Callable[[], P
     async def go() -> tuple[Any, Any]:
         async for store in _opened(make_store):
             await store.clear()
-            await store.start_day(D1)
+            await store.start_day(D1, create=True)
             await store.add_prints(day1)
             await store.add_prints(day2)  # another day's prints are not today's
             snap1 = await store.read()
