@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import date, timedelta
 from typing import Any
 
@@ -102,6 +103,12 @@ class PriceService:
         self.stale = True
         self.rebuilds = 0
         self._last_board: Board | None = None
+        # the board is read from the store again once something was applied here, or
+        # after board_max_age_s (another process may have applied something)
+        self.board_max_age_s = 0.25
+        self._version = 0
+        self._board_version = -1
+        self._board_at = 0.0
         self._rebuilding = False
         self._wake = asyncio.Event()
 
@@ -122,12 +129,20 @@ class PriceService:
     async def board(self) -> Board:
         """Everything, in one read of the store; the last good one (stale) if it is away."""
         if not self._dirty and not self._rebuilding:
+            now = time.monotonic()
+            if (
+                self._last_board is not None
+                and self._board_version == self._version
+                and now - self._board_at < self.board_max_age_s
+            ):
+                return self._last_board
             try:
+                version = self._version
                 view = board(await self.store.read(), stale=self.stale)
             except ConnectionError:
                 self._mark_broken()
             else:
-                self._last_board = view
+                self._last_board, self._board_version, self._board_at = view, version, now
                 return view
         if self._last_board is None:
             return Board(None, True, [], [], {}, [])
@@ -205,6 +220,7 @@ class PriceService:
                 await self.roll(today, day)  # a print of tomorrow before our timer fired
                 today = day
             ok = await self.store.add_prints(prints) and await self.store.add_quotes(quotes)
+            self._version += 1
             if not ok:
                 self._mark_broken()
                 return
@@ -217,6 +233,7 @@ class PriceService:
         _, aggs, _, settlements = await self.store.read()
         closing = await self._settle_day(ended, aggs, settlements)
         await self.store.set_settlements(closing)
+        self._version += 1
         if not await self.store.start_day(today):
             self._mark_broken()  # emptied meanwhile: the rebuild settles again from SQL
 
@@ -293,6 +310,7 @@ class PriceService:
             self._dirty = True
             raise
         self.rebuilds += 1
+        self._version += 1
         self.stale = False  # what is queued is newer than the rebuild: applied next
 
     async def _catch_up(self, today: date) -> dict[str, Settlement]:

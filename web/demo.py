@@ -12,7 +12,15 @@ from datetime import timedelta
 
 from auction.accounts import Accounts
 from auction.errors import ClientError
-from auction.messages import AnyCommand, InviteOffers, PlaceBid, SetBuyingPower, StartAuction
+from auction.messages import (
+    AnyCommand,
+    InviteOffers,
+    PlaceBid,
+    PublishPrice,
+    SellLot,
+    SetBuyingPower,
+    StartAuction,
+)
 from auction.types import MarketId, OrderId, OrgId, PrincipalId
 from web.api import Context
 
@@ -25,6 +33,26 @@ PEOPLE = [
     ("recycler-huanbao", "HUANBAO", "recycler", ()),
     ("regulator-huzhou", "HUZHOU-EPB", "regulator", ("3305",)),
     ("admin", "PLATFORM", "admin", ()),
+    ("prices-platform", "PLATFORM", "service", ()),
+]
+
+# 每日报价 per market, 回收行情 (smelters, lead ingot, VAT included), 上游报价 by recyclers:
+# fen per tonne, at the levels of ../shared/DOMAIN.md (2025)
+DAILY = {
+    "ebike:330522": 1_010_000,
+    "ebike:330502": 1_005_000,
+    "auto_black:330523": 1_030_000,
+    "auto_white:330522": 1_000_000,
+}
+END_OF_CHAIN = {
+    "ebike": 1_012_500,
+    "auto_white": 1_002_500,
+    "auto_black": 1_032_500,
+    "lead": 1_650_000,
+}
+UPSTREAM = [
+    ("recycler-tianneng", "ebike:330522", 1_015_000),
+    ("recycler-chaowei", "ebike:330522", 1_012_000),
 ]
 
 BIDS = [
@@ -51,6 +79,23 @@ async def seed(ctx: Context) -> dict[str, str]:
                 raise
         tokens[pid] = await accounts.issue_token(pid, now, now + timedelta(days=30))
     commands: list[tuple[str, AnyCommand]] = []
+    board = PrincipalId("prices-platform")
+    for market, price in DAILY.items():
+        commands.append(
+            ("prices-platform",
+             PublishPrice(kind="daily", key=market, publisher=board, price_fen_per_t=price))
+        )  # fmt: skip
+    for key, price in END_OF_CHAIN.items():
+        commands.append(
+            ("prices-platform",
+             PublishPrice(kind="end_of_chain", key=key, publisher=board, price_fen_per_t=price,
+                          vat_included=True))
+        )  # fmt: skip
+    for pid, market, price in UPSTREAM:
+        commands.append(
+            (pid, PublishPrice(kind="upstream", key=market, publisher=PrincipalId(pid),
+                               price_fen_per_t=price))
+        )  # fmt: skip
     for pid, _, role, _ in PEOPLE:
         if role == "recycler":
             commands.append(
@@ -91,6 +136,11 @@ async def seed(ctx: Context) -> dict[str, str]:
                 ),
             )
         )
+    for pid, kg in (("store-anji", 600), ("store-changxing", 300)):  # sold at once: trades
+        commands.append(
+            (pid, SellLot(lot_id=OrderId(0), market=MarketId("ebike:330522"),
+                          owner=PrincipalId(pid), org=OrgId(orgs[pid]), weight_kg=kg))
+        )  # fmt: skip
     commands.append(
         (
             "store-wuxing",
