@@ -18,11 +18,13 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from importlib import resources
+from pathlib import Path
 
 import msgspec
 import uvicorn
 
 from auction.accounts import Accounts
+from auction.catalogue import default_catalogue
 from auction.clock import LiveClock
 from auction.db import make_engine
 from auction.demo import run_demo
@@ -30,6 +32,7 @@ from auction.errors import AuctionError
 from auction.flow import FlowError, format_flow, generate_flow, parse_flow, read_flow, replay
 from auction.journal import AuditProblem, Journal
 from auction.migrate import upgrade
+from auction.pricing import HISTORY_COLUMNS, HistoryError, import_history, parse_history
 from auction.service import run_engine
 from auction.settings import Settings
 from web.api import Context
@@ -187,6 +190,26 @@ def _cmd_accounts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_quotes_import(args: argparse.Namespace) -> int:
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+        rows = parse_history(text, default_catalogue())
+    except (OSError, UnicodeDecodeError, HistoryError) as err:
+        print(f"auction quotes import: {err}", file=sys.stderr)
+        return 2
+
+    async def go() -> int:
+        db = make_engine(_settings(args).database_url)
+        try:
+            await upgrade(db)
+            return await import_history(db, rows)
+        finally:
+            await db.dispose()
+
+    print(f"imported {asyncio.run(go())} prices from {args.file}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="auction", description="Auction and bidding engine for waste lead-acid batteries."
@@ -227,6 +250,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database-url", help=db_url)
     p.add_argument("--log-level", default="warning")
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("quotes", help="published prices")
+    qsub = p.add_subparsers(dest="quotes_command", required=True)
+    q = qsub.add_parser(
+        "import", help="price history from a CSV: " + ",".join(HISTORY_COLUMNS) + " (a header)"
+    )
+    q.add_argument("file", metavar="FILE.csv")
+    q.add_argument("--database-url", help=db_url)
+    q.set_defaults(func=_cmd_quotes_import)
 
     p = sub.add_parser("accounts", help="principals and their tokens")
     acc = p.add_subparsers(dest="accounts_command", required=True)

@@ -25,10 +25,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from auction.catalogue import SettlementRule
+from auction.catalogue import Catalogue, SettlementRule, valid_region
 from auction.clock import Clock, shanghai_day, shanghai_midnight
 from auction.journal import AWARDS, DAILY_STATS, PRICES, TRADES, from_us, to_us
 from auction.messages import Awarded, PricePublished, Traded
+from auction.money import MAX_PRICE_FEN_PER_T
 from auction.prices import (
     POS_SHIFT,
     Aggregate,
@@ -401,3 +402,74 @@ class PriceService:
                 )
                 for r in rows.all()
             ]
+
+
+# -- history import ----------------------------------------------------------------------
+
+HISTORY_COLUMNS = ("day", "kind", "key", "publisher", "price_fen_per_t", "vat_included")
+
+
+class HistoryError(ValueError):
+    pass
+
+
+def parse_history(text: str, catalogue: Catalogue) -> list[dict[str, Any]]:
+    """Rows of a price-history CSV (``HISTORY_COLUMNS``, a header line first), checked
+    like a ``PublishPrice``; the first bad line stops everything (``line N: ...``)."""
+    lines = text.splitlines()
+    if not lines or tuple(c.strip() for c in lines[0].split(",")) != HISTORY_COLUMNS:
+        raise HistoryError(f"line 1: the header must be {','.join(HISTORY_COLUMNS)}")
+    rows = []
+    for n, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        cells = [c.strip() for c in line.split(",")]
+        if len(cells) != len(HISTORY_COLUMNS):
+            raise HistoryError(f"line {n}: {len(cells)} fields, not {len(HISTORY_COLUMNS)}")
+        day, kind, key, publisher, price, vat = cells
+        try:
+            when = date.fromisoformat(day) if len(day) == 10 else None
+        except ValueError:
+            when = None
+        if when is None:
+            raise HistoryError(f"line {n}: day {day!r} is not YYYY-MM-DD")
+        if kind not in ("daily", "upstream", "end_of_chain"):
+            raise HistoryError(f"line {n}: kind {kind!r} is not daily, upstream or end_of_chain")
+        if kind == "end_of_chain":
+            known = key == "lead" or catalogue.has_category(key)
+        else:
+            category, _, region = key.partition(":")
+            known = catalogue.has_category(category) and valid_region(region)
+        if not known:
+            raise HistoryError(f"line {n}: {key!r} is not a known market, category or 'lead'")
+        if not publisher or len(publisher) > 200:
+            raise HistoryError(f"line {n}: a publisher of 1-200 characters is required")
+        if not price.isdigit() or not 0 < int(price) <= MAX_PRICE_FEN_PER_T:
+            raise HistoryError(f"line {n}: price_fen_per_t must be 1-{MAX_PRICE_FEN_PER_T}")
+        if vat not in ("true", "false"):
+            raise HistoryError(f"line {n}: vat_included is true or false")
+        rows.append(
+            {
+                "day": when.isoformat(),
+                "kind": kind,
+                "key": key,
+                "publisher": publisher,
+                "price_fen_per_t": int(price),
+                "vat_included": vat == "true",
+                "at_us": to_us(shanghai_midnight(when)),
+            }
+        )
+    return rows
+
+
+async def import_history(db: AsyncEngine, rows: list[dict[str, Any]]) -> int:
+    """Into ``prices``, in one transaction, at negative sequence numbers: imported history
+    is not the journal's (it sets no band, and any journaled quote is newer than it)."""
+    async with db.begin() as conn:
+        lowest = (await conn.execute(select(func.min(PRICES.c.seq)))).scalar() or 0
+        start = min(lowest, 0) - 1
+        for i, row in enumerate(rows):
+            row["seq"] = start - i
+        if rows:
+            await conn.execute(PRICES.insert(), rows)
+    return len(rows)
