@@ -12,8 +12,10 @@
   price or the reserve.
 - A valid request refused for the state it meets is a refusal, not a failure, where
   BAD_INPUTS.md gives it 422 rather than 409: a bid below the minimum next bid
-  (``below_increment``) or beyond the bidder's buying power
-  (``insufficient_buying_power``).  Any other 422 to valid data still fails the run.
+  (``below_increment``), beyond the bidder's buying power
+  (``insufficient_buying_power``), or outside the band around the market's current daily
+  quote (``price_out_of_band``; the demo and the run itself publish quotes).  Any other
+  422 to valid data still fails the run.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ def filter_case(context: Any, case: Any) -> bool:
     return not (positive and (_has_float(body) or _in_the_past(body) or crossed))
 
 
-STATE_REFUSALS = frozenset({"below_increment", "insufficient_buying_power"})
+STATE_REFUSALS = frozenset({"below_increment", "insufficient_buying_power", "price_out_of_band"})
 
 
 @schemathesis.hook
