@@ -140,6 +140,7 @@ class Engine(Sales):
                     code=err.code,
                     detail=err.detail,
                     field=err.field,
+                    limits=err.limits,
                 )
             )
             return events

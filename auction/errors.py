@@ -53,13 +53,22 @@ class AuctionError(Exception):
 class ClientError(AuctionError):
     """A command that cannot be applied; applying it changed nothing."""
 
-    def __init__(self, code: str, detail: str, *, field: str | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        detail: str,
+        *,
+        field: str | None = None,
+        limits: dict[str, int] | None = None,
+    ) -> None:
         if code not in CODES:
             raise InvariantBroken(f"unregistered error code {code!r}")
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
         self.field = field
+        self.limits = limits
+        """The bounds the refusal names, as numbers a program can use (e.g. the band)."""
 
     @property
     def status(self) -> int:

@@ -474,6 +474,9 @@ class Rejected(Event, frozen=True, tag="rejected"):
     code: str
     detail: str
     field: str | None = None
+    limits: dict[str, int] | None = None
+    """The bounds the refusal names: ``min_next_bid_fen_per_t``, ``band_low_fen_per_t`` /
+    ``band_high_fen_per_t``."""
 
 
 AnyEvent = (

@@ -174,6 +174,7 @@ class Sales(EngineState):
                 "below_increment",
                 f"the minimum next bid is {least} fen/t",
                 field="max_price_fen_per_t",
+                limits={"min_next_bid_fen_per_t": least},
             )
         self._bp.check(bidder, units)
 

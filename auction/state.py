@@ -183,6 +183,7 @@ class EngineState:
                 f"{field} {price} is outside today's band {band[0]}-{band[1]} fen/t "
                 "around the daily quote",
                 field=field,
+                limits={"band_low_fen_per_t": band[0], "band_high_fen_per_t": band[1]},
             )
 
     def _own_lot(self, lot_id: OrderId, owner: PrincipalId) -> Lot:

@@ -263,7 +263,7 @@ def route_handler(ep: Endpoint) -> MethodHandler:
         try:
             return await ep.handler(ctx, request, who, body)
         except ClientError as err:
-            return problem(err.code, err.detail, field=err.field)
+            return problem(err.code, err.detail, field=err.field, **(err.limits or {}))
 
     call.__name__ = ep.name
     return call
@@ -293,7 +293,7 @@ async def submit(
     headers = {"Idempotent-Replay": "true"} if answer.replay else None
     last = answer.events[-1] if answer.events else None
     if isinstance(last, Rejected):
-        resp = problem(last.code, last.detail, field=last.field)
+        resp = problem(last.code, last.detail, field=last.field, **(last.limits or {}))
         if headers:
             resp.headers.update(headers)
         return resp

@@ -158,6 +158,9 @@ class Problem(msgspec.Struct):
     code: str
     detail: str
     field: str | None = None
+    min_next_bid_fen_per_t: int | None = None  # below_increment
+    band_low_fen_per_t: int | None = None  # price_out_of_band
+    band_high_fen_per_t: int | None = None
 
 
 _CATEGORY_OR_LEAD = rf"^({_CATEGORIES}|lead)$"

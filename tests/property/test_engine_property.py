@@ -162,8 +162,8 @@ def normalise(event: AnyEvent) -> dict[str, Any]:
     d = msgspec.structs.asdict(event)
     d["type"] = type(event).__struct_config__.tag
     del d["at"]
-    if isinstance(event, Rejected):
-        del d["detail"]
+    if isinstance(event, Rejected):  # the reference names the code, not the wording
+        del d["detail"], d["limits"]
     return d
 
 

@@ -231,7 +231,7 @@ def test_auction_rules_over_http(service: Service) -> None:
     assert accepted["leading"] is True and accepted["reserve_met"] is False  # not revealed
     low = service.post("rb", f"/v1/lots/{lot_id}/bids", {"max_price_fen_per_t": 990_500})
     assert low.status_code == 422 and code(low) == "below_increment"
-    assert "991000" in low.json()["detail"]
+    assert "991000" in low.json()["detail"] and low.json()["min_next_bid_fen_per_t"] == 991_000
     service.post("adm", "/v1/admin/buying-power", {"bidder": "rb", "limit_fen": 10_000})
     rich = service.post("rb", f"/v1/lots/{lot_id}/bids", {"max_price_fen_per_t": 1_010_000})
     assert rich.status_code == 422 and code(rich) == "insufficient_buying_power"
@@ -321,6 +321,10 @@ def test_prices_published_bands_enforced_statistics_live(service: Service) -> No
     far = service.post("ra", "/v1/bids", {"market": M, "price_fen_per_t": 2_000_000, "qty_kg": 10})
     assert far.status_code == 422 and code(far) == "price_out_of_band"
     assert "800000-1200000" in far.json()["detail"] and far.json()["field"] == "price_fen_per_t"
+    assert (far.json()["band_low_fen_per_t"], far.json()["band_high_fen_per_t"]) == (
+        800_000,
+        1_200_000,
+    )
     place_bid(service, "ra", price=1_000_000, qty=500)
     place_bid(service, "rb", price=1_100_000, qty=500)
     sold = post_lot(service, "s1", mode="one_click", weight_kg=800, allow_partial=True)
