@@ -16,7 +16,6 @@ volume, trade count, notional, buyers); what is computed from them (VWAP, change
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Protocol
 
 import msgspec
@@ -273,7 +272,3 @@ class MemoryPrices:
 
     async def clear(self) -> None:
         self.__init__()  # type: ignore[misc]
-
-
-def day_key(day: date) -> str:
-    return day.isoformat()
