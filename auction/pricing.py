@@ -19,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
+import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -50,27 +51,36 @@ log = logging.getLogger("auction.pricing")
 AWARD_INDEX = POS_SHIFT // 2  # awards of a command come after its trades, by lot id
 
 
+def _print(
+    seq: int, index: int, at: datetime, market: str, price: int, kg: int, buyer: str
+) -> Print:
+    """A sale's print.  ``index``: its place among its command's trades, or
+    ``AWARD_INDEX`` + its place among the command's awards by lot id; the live path and the
+    rebuild from SQL number them alike, so a print is the same print either way."""
+    return Print(seq * POS_SHIFT + index, shanghai_day(at).isoformat(), market, price, kg, buyer)
+
+
 def updates(done: Sequenced) -> tuple[list[Print], list[Quote]]:
     """The prints and quotes in committed events, with their journal positions."""
     prints: list[Print] = []
     quotes: list[Quote] = []
     for seq, events in done:
-        base = seq * POS_SHIFT
         trades = 0
         awards: list[Awarded] = []
         for ev in events:
             if isinstance(ev, Traded):
-                prints.append(Print(base + trades, shanghai_day(ev.at).isoformat(), ev.market,
-                                    ev.price_fen_per_t, ev.weight_kg, ev.buyer))  # fmt: skip
+                prints.append(_print(seq, trades, ev.at, ev.market, ev.price_fen_per_t,
+                                     ev.weight_kg, ev.buyer))  # fmt: skip
                 trades += 1
             elif isinstance(ev, Awarded):
                 awards.append(ev)
             elif isinstance(ev, PricePublished):
-                quotes.append(Quote(base, ev.kind, ev.key, ev.publisher, ev.price_fen_per_t,
-                                    ev.vat_included, ev.at.isoformat()))  # fmt: skip
+                quotes.append(Quote(seq * POS_SHIFT, ev.kind, ev.key, ev.publisher,
+                                    ev.price_fen_per_t, ev.vat_included,
+                                    ev.at.isoformat()))  # fmt: skip
         for i, ev in enumerate(sorted(awards, key=lambda a: a.lot_id)):
-            prints.append(Print(base + AWARD_INDEX + i, shanghai_day(ev.at).isoformat(), ev.market,
-                                ev.price_fen_per_t, ev.weight_kg, ev.buyer))  # fmt: skip
+            prints.append(_print(seq, AWARD_INDEX + i, ev.at, ev.market, ev.price_fen_per_t,
+                                 ev.weight_kg, ev.buyer))  # fmt: skip
     prints.sort(key=lambda p: p.pos)
     return prints, quotes
 
@@ -147,8 +157,7 @@ class PriceService:
                 return view
         if self._last_board is None:
             return Board(None, True, [], [], {}, [])
-        last = self._last_board
-        return Board(last.day, True, last.markets, last.quotes, last.settlements, last.indices)
+        return msgspec.structs.replace(self._last_board, stale=True)
 
     async def history(self, market: str, first: date, last: date) -> dict[str, Any]:
         lo, hi = first.isoformat(), last.isoformat()
@@ -325,6 +334,7 @@ class PriceService:
         day = date.fromisoformat(settled) + timedelta(days=1) if settled else None
         if day is None and starts:
             day = shanghai_day(min(starts))
+        previous = await self._latest_settlements()
         while day is not None and day < today:
             scratch = MemoryPrices()
             await scratch.start_day(day.isoformat(), create=True)
@@ -334,11 +344,10 @@ class PriceService:
                 )
             )
             _, aggs, _, _ = await scratch.read()
-            previous = await self._latest_settlements()
             if aggs or previous:
-                await self._settle_day(day.isoformat(), aggs, previous)
+                previous.update(await self._settle_day(day.isoformat(), aggs, previous))
             day += timedelta(days=1)
-        return await self._latest_settlements()
+        return previous
 
     async def _latest_settlements(self) -> dict[str, Settlement]:
         latest = (
@@ -378,9 +387,8 @@ class PriceService:
             for r in rows:
                 index = index + 1 if r["seq"] == seq else 0
                 seq = r["seq"]
-                day = shanghai_day(from_us(r["at_us"])).isoformat()
-                out.append(Print(r["seq"] * POS_SHIFT + offset + index, day, r["market"],
-                                 r["price_fen_per_t"], r["weight_kg"], r["buyer"]))  # fmt: skip
+                out.append(_print(r["seq"], offset + index, from_us(r["at_us"]), r["market"],
+                                  r["price_fen_per_t"], r["weight_kg"], r["buyer"]))  # fmt: skip
         out.sort(key=lambda p: p.pos)
         return out
 

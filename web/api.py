@@ -56,7 +56,7 @@ from auction.prices import Board
 from auction.pricing import PriceService
 from auction.runner import Runner
 from auction.types import MarketId, OrderId, OrgId, PrincipalId
-from web.errors import problem, validation_problem
+from web.errors import problem, refusal, validation_problem
 from web.http import ApiRequest, MethodHandler, Reply
 from web.wire import (
     MARKET_PATTERN,
@@ -263,7 +263,7 @@ def route_handler(ep: Endpoint) -> MethodHandler:
         try:
             return await ep.handler(ctx, request, who, body)
         except ClientError as err:
-            return problem(err.code, err.detail, field=err.field, **(err.limits or {}))
+            return refusal(err)
 
     call.__name__ = ep.name
     return call
@@ -271,6 +271,13 @@ def route_handler(ep: Endpoint) -> MethodHandler:
 
 def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Reply(_encoder.encode(data), status, "application/json", headers)
+
+
+def known_market(market: str) -> MarketId:
+    """A ``{market}`` path parameter, or ``unknown_market``."""
+    if not MARKET_RE.match(market):
+        raise ClientError("unknown_market", f"{market[:40]!r} is not a known market")
+    return MarketId(market)
 
 
 def path_id(request: ApiRequest, name: str, missing: str) -> OrderId:
@@ -293,7 +300,7 @@ async def submit(
     headers = {"Idempotent-Replay": "true"} if answer.replay else None
     last = answer.events[-1] if answer.events else None
     if isinstance(last, Rejected):
-        resp = problem(last.code, last.detail, field=last.field, **(last.limits or {}))
+        resp = refusal(last)
         if headers:
             resp.headers.update(headers)
         return resp
@@ -401,8 +408,7 @@ async def market_book(ctx: Context, request: ApiRequest, who: Principal, body: A
         raise ClientError("invalid_value", "depth must be 1-100", field="depth")
     book = ctx.runner.engine.book(MarketId(market))
     if book is None:
-        if not MARKET_RE.match(market):
-            raise ClientError("unknown_market", f"{market[:40]!r} is not a known market")
+        known_market(market)
         return json({"market": market, "bids": [], "lots": []})  # a market nobody trades yet
     levels = {
         side: [{"price_fen_per_t": p, "qty_kg": q, "orders": n} for p, q, n in book.depth(s, depth)]
@@ -807,9 +813,7 @@ async def all_prices(ctx: Context, request: ApiRequest, who: Principal, body: An
 @endpoint("GET", "/v1/markets/{market}/prices", "A market's prices and statistics today",
           roles=ALL_ROLES, statuses=(200, 404), answers=MarketPrices)  # fmt: skip
 async def market_prices(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
-    market = request.path_params["market"]
-    if not MARKET_RE.match(market):
-        raise ClientError("unknown_market", f"{market[:40]!r} is not a known market")
+    market = known_market(request.path_params["market"])
     view = await ctx.prices.board()
     category = market.partition(":")[0]
     return json(

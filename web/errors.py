@@ -12,7 +12,8 @@ from typing import Any
 import msgspec
 from starlette.responses import Response
 
-from auction.errors import CODES
+from auction.errors import CODES, ClientError
+from auction.messages import Rejected
 from web.http import Reply
 
 _encoder = msgspec.json.Encoder()
@@ -48,6 +49,11 @@ def problem(code: str, detail: str, **extra: Any) -> Response:
     if "retry_after" in extra:
         headers["Retry-After"] = str(extra["retry_after"])
     return Reply(_encoder.encode(body), status, "application/problem+json", headers)
+
+
+def refusal(refused: ClientError | Rejected) -> Response:
+    """The engine's refusal (raised, or answered as an event), with the bounds it names."""
+    return problem(refused.code, refused.detail, field=refused.field, **(refused.limits or {}))
 
 
 _AT = re.compile(r" - at `\$(.*)`$")
