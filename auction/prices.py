@@ -15,6 +15,7 @@ volume, trade count, notional, buyers); what is computed from them (VWAP, change
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -113,6 +114,15 @@ class Board(msgspec.Struct, frozen=True):
 
 
 Snapshot = tuple[str | None, dict[str, Aggregate], list[Quote], dict[str, Settlement]]
+
+
+def honour_cancellation() -> None:
+    """Raise ``CancelledError`` if our task is being cancelled: a client library that
+    swallowed the cancellation (redis-py's socket timeout can turn it into a timeout) must
+    not keep a service running through shutdown."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def vwap(notional: int, volume_kg: int) -> int | None:

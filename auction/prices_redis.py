@@ -15,7 +15,6 @@ its state stale and rebuilds; trading never waits for it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, TypeVar
@@ -24,7 +23,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from auction.prices import Aggregate, Print, Quote, Settlement, Snapshot
+from auction.prices import Aggregate, Print, Quote, Settlement, Snapshot, honour_cancellation
 
 T = TypeVar("T")
 _quote_decoder = msgspec.json.Decoder(Quote)
@@ -50,11 +49,7 @@ class RedisPrices:
         try:
             return await op()
         except (RedisError, OSError) as err:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                # redis-py's socket timeout can turn our own cancellation into a
-                # TimeoutError; a shutdown that waits on us must not be lost
-                raise asyncio.CancelledError from err
+            honour_cancellation()  # a timeout may be our own cancellation, swallowed
             raise ConnectionError(f"redis: {err}") from err
 
     async def close(self) -> None:

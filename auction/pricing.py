@@ -41,6 +41,7 @@ from auction.prices import (
     Quote,
     Settlement,
     board,
+    honour_cancellation,
     settle,
     vwap,
 )
@@ -83,14 +84,6 @@ def updates(done: Sequenced) -> tuple[list[Print], list[Quote]]:
                                  ev.weight_kg, ev.buyer))  # fmt: skip
     prints.sort(key=lambda p: p.pos)
     return prints, quotes
-
-
-def _honour_cancellation() -> None:
-    """A client library that swallowed our task's cancellation (redis-py can turn it into
-    a timeout, which we then treat as an outage) must not keep the service running."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 class PriceService:
@@ -187,7 +180,7 @@ class PriceService:
 
     async def run(self) -> None:
         while True:
-            _honour_cancellation()
+            honour_cancellation()
             if self._dirty:
                 try:
                     await self.rebuild()
@@ -204,7 +197,7 @@ class PriceService:
     async def _step(self) -> None:
         midnight = shanghai_midnight(shanghai_day(self.clock.now()) + timedelta(days=1))
         if self._queue.empty():
-            _honour_cancellation()
+            honour_cancellation()
             self._wake.clear()
             waits = {
                 asyncio.ensure_future(self.clock.sleep_until(midnight)),
