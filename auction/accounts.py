@@ -157,3 +157,22 @@ class Accounts:
         if revoked_us is not None or (expires_us is not None and expires_us <= to_us(now)):
             return None
         return Principal(pid, org, role, name, tuple(r for r in regions.split(",") if r))
+
+    async def principal(self, principal_id: str) -> Principal | None:
+        """A principal by id (a websocket ticket names one)."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        PRINCIPALS.c.principal_id,
+                        PRINCIPALS.c.org_id,
+                        PRINCIPALS.c.role,
+                        PRINCIPALS.c.name,
+                        PRINCIPALS.c.regions,
+                    ).where(PRINCIPALS.c.principal_id == principal_id)
+                )
+            ).first()
+        if row is None:
+            return None
+        pid, org, role, name, regions = row
+        return Principal(pid, org, role, name, tuple(r for r in regions.split(",") if r))

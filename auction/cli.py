@@ -35,6 +35,7 @@ from auction.migrate import upgrade
 from auction.pricing import HISTORY_COLUMNS, HistoryError, import_history, parse_history
 from auction.service import run_engine
 from auction.settings import Settings
+from feeds.endpoint import Limits
 from web.api import Context
 from web.app import create_app
 from web.demo import seed
@@ -147,6 +148,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         lifespan="on",
         loop="uvloop",
         http="httptools",
+        ws="websockets-sansio",  # the hub writes feed frames to its transports directly
+        ws_max_size=Limits().max_message_bytes,
+        ws_per_message_deflate=False,  # 2x the memory per connection; frames are small
+        ws_ping_interval=None,  # the feed sends its own heartbeats
         access_log=False,
     )
     server = uvicorn.Server(config)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -115,6 +116,9 @@ class PriceService:
         self._board_at = 0.0
         self._rebuilding = False
         self._wake = asyncio.Event()
+        self.on_change: list[Callable[[], None]] = []
+        """Called whenever the board may have changed: something applied, a day rolled,
+        the store went away (stale) or was rebuilt."""
 
     # -- input ---------------------------------------------------------------------------
 
@@ -177,6 +181,11 @@ class PriceService:
         self._dirty = True
         self.stale = True
         self._wake.set()
+        self._changed()
+
+    def _changed(self) -> None:
+        for callback in self.on_change:
+            callback()
 
     async def run(self) -> None:
         while True:
@@ -228,6 +237,7 @@ class PriceService:
                 self._mark_broken()
                 return
         self.stale = False
+        self._changed()
 
     # -- days ----------------------------------------------------------------------------
 
@@ -315,6 +325,7 @@ class PriceService:
         self.rebuilds += 1
         self._version += 1
         self.stale = False  # what is queued is newer than the rebuild: applied next
+        self._changed()
 
     async def _catch_up(self, today: date) -> dict[str, Settlement]:
         """Settle every day before ``today`` that had prints and no ``daily_stats`` rows

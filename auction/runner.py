@@ -32,7 +32,7 @@ import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,8 @@ log = logging.getLogger("auction.runner")
 Sequenced = list[tuple[int, list[AnyEvent]]]
 """Committed commands' events, each with its journal sequence (0 without a journal)."""
 Publish = Callable[[Sequenced], None]
+Capture = Callable[[Sequenced], Any]
+Deliver = Callable[[Sequenced, Any], None]
 
 
 class Answer(msgspec.Struct, frozen=True):
@@ -139,6 +141,7 @@ class _Pending:
     answers: list[tuple[_Item, Answer]]
     published: Sequenced
     generation: int
+    captured: list[Any] = field(default_factory=list)
 
 
 class Runner:
@@ -161,6 +164,7 @@ class Runner:
         self._queue: asyncio.Queue[_Item] = asyncio.Queue(max_queue)
         self._max_batch = max_batch
         self._subscribers: list[Publish] = [publish] if publish is not None else []
+        self._watchers: list[tuple[Capture, Deliver]] = []
         self._snapshot_path = snapshot_path
         self._snapshot_every = snapshot_every
         self._retention = key_retention
@@ -289,6 +293,14 @@ class Runner:
         the event loop; it must return at once (queue the work, never wait)."""
         self._subscribers.append(subscriber)
 
+    def watch(self, capture: Capture, deliver: Deliver) -> None:
+        """Like ``subscribe``, for a subscriber that must see the engine as each batch
+        left it: ``capture(published)`` runs right after the batch is applied (the engine
+        may be a batch further on by the time it is committed), and ``deliver(published,
+        captured)`` once it is committed.  A batch whose commit failed is never
+        delivered."""
+        self._watchers.append((capture, deliver))
+
     async def run(self) -> None:
         """Apply batches and fire deadlines until cancelled.
 
@@ -356,6 +368,8 @@ class Runner:
             pending.answers.append((item, answer))
             if changed:
                 pending.published.append((seq or 0, events))
+        if pending.published and self._watchers:
+            pending.captured = [capture(pending.published) for capture, _ in self._watchers]
         return pending
 
     async def _commit_loop(self) -> None:
@@ -397,6 +411,8 @@ class Runner:
         if pending.published:
             for subscriber in self._subscribers:
                 subscriber(pending.published)
+            for (_, deliver), captured in zip(self._watchers, pending.captured, strict=False):
+                deliver(pending.published, captured)
         await self._maybe_prune()
 
     async def _maybe_prune(self) -> None:

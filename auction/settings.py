@@ -22,6 +22,7 @@ class Settings:
     max_batch: int = 1_000
     max_queue: int = 10_000
     rate_per_principal: float = 200.0  # requests/s per principal (token bucket, burst 2x)
+    ws_origins: tuple[str, ...] = ()  # browser origins allowed on /v1/ws besides our own
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -37,6 +38,8 @@ class Settings:
                 values[f.name] = float(raw)
             elif f.name == "allow_unsafe_durability":
                 values[f.name] = _flag(raw)
+            elif f.name == "ws_origins":
+                values[f.name] = tuple(o.strip() for o in raw.split(",") if o.strip())
             elif f.name == "snapshot_path":
                 values[f.name] = Path(raw) if raw else None
             else:

@@ -12,6 +12,7 @@ no self-dealing) are the engine's, which knows every object's owner.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -56,6 +57,8 @@ from auction.prices import Board
 from auction.pricing import PriceService
 from auction.runner import Runner
 from auction.types import MarketId, OrderId, OrgId, PrincipalId
+from feeds.endpoint import TICKET_TTL_S, Tickets
+from feeds.hub import Hub
 from web.errors import problem, refusal, validation_problem
 from web.http import ApiRequest, MethodHandler, Reply
 from web.wire import (
@@ -73,6 +76,7 @@ from web.wire import (
     PlaceBidBody,
     PostLotBody,
     PublishPriceBody,
+    WsTicket,
 )
 
 ALL_ROLES: Final = frozenset({"store", "recycler", "transporter", "regulator", "admin", "service"})
@@ -109,13 +113,22 @@ class Context:
     clock: Clock
     limiter: RateLimiter
     prices: PriceService
+    tickets: Tickets = field(default_factory=Tickets)
+    hub: Hub | None = None
     token_cache: dict[str, tuple[Principal | None, float]] = field(default_factory=dict)
     lookups: dict[str, asyncio.Future[Principal | None]] = field(default_factory=dict)
 
     async def principal(self, request: ApiRequest) -> Principal | None:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token or len(token) > 200:
+        if scheme.lower() != "bearer":
+            return None
+        return await self.authenticate(token)
+
+    async def authenticate(self, token: str) -> Principal | None:
+        """A bearer token's principal (None if unknown, revoked or expired); answers are
+        cached 10 s, and concurrent lookups of one token share one database read."""
+        if not token or len(token) > 200:
             return None
         now = time.monotonic()
         cached = self.token_cache.get(token)
@@ -371,6 +384,30 @@ async def healthz(ctx: Context, request: ApiRequest, who: Any, body: Any) -> Res
 
 
 # -- markets ---------------------------------------------------------------------------
+
+
+@endpoint(
+    "POST",
+    "/v1/ws/tickets",
+    "Get a websocket ticket",
+    roles=ALL_ROLES,
+    body=Empty,
+    statuses=(201,),
+    answers=WsTicket,
+)
+async def ws_ticket(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
+    """A single-use ticket for ``/v1/ws?ticket=...``, for browsers (which cannot send an
+    ``Authorization`` header on a websocket); valid 30 s."""
+    ticket = await ctx.tickets.issue(who.id)
+    return json(WsTicket(ticket, int(TICKET_TTL_S)), 201)
+
+
+@endpoint("GET", "/v1/ws/stats", "Feed counters", roles=frozenset({"admin", "service"}))
+async def ws_stats(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
+    hub = ctx.hub
+    if hub is None:
+        return json({})
+    return json({"epoch": hub.epoch, **dataclasses.asdict(hub.stats)})
 
 
 @endpoint("GET", "/v1/markets", "List markets", roles=ALL_ROLES)

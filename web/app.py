@@ -25,6 +25,11 @@ from auction.prices_redis import RedisPrices
 from auction.pricing import PriceService
 from auction.service import close_runner, open_runner, settle_heap
 from auction.settings import Settings
+from feeds.bus import LocalBus
+from feeds.endpoint import FeedEndpoint
+from feeds.hub import Hub
+from feeds.protocol import CLOSE_GOING_AWAY
+from feeds.sequencer import Sequencer
 from web.api import ENDPOINTS, Context, RateLimiter, route_handler
 from web.errors import problem
 from web.http import CRASH_BODY, AuctionApp, MethodHandler, PathApp, PathTable, Reply
@@ -87,10 +92,29 @@ def create_app(
         )
         prices = PriceService(store, db, clock, runner.engine._catalogue.settlement)
         runner.subscribe(prices.on_commit)
-        pricer = asyncio.create_task(prices.run())
-        writer = asyncio.create_task(runner.run())
+        hub = Hub()
+        sequencer = Sequencer(runner.engine, LocalBus(hub))
+        sequencer.start()
+        runner.watch(sequencer.capture, sequencer.committed)
+        prices.on_change.append(sequencer.board_changed)
+        accounts = Accounts(db)
         limiter = RateLimiter(settings.rate_per_principal, 2 * settings.rate_per_principal)
-        app.state.ctx = Context(runner, Accounts(db), clock, limiter, prices)
+        ctx = Context(runner, accounts, clock, limiter, prices, hub=hub)
+        app.feed = FeedEndpoint(
+            hub,
+            ctx.authenticate,
+            accounts.principal,
+            ctx.tickets,
+            origins=frozenset(settings.ws_origins),
+            catalogue=runner.engine._catalogue,
+        )
+        tasks = [
+            asyncio.create_task(prices.run()),
+            asyncio.create_task(sequencer.run_board(prices)),
+            asyncio.create_task(hub.run()),
+        ]
+        writer = asyncio.create_task(runner.run())
+        app.state.ctx = ctx
         app.state.writer = writer
         if on_ready is not None:
             await on_ready(app.state.ctx)
@@ -98,9 +122,12 @@ def create_app(
         try:
             yield {}
         finally:
-            pricer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pricer
+            hub.close_all(CLOSE_GOING_AWAY, "the service is stopping")
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if isinstance(store, RedisPrices):
                 await store.close()
             await close_runner(runner, writer, db)

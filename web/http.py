@@ -167,6 +167,9 @@ class AuctionApp(Starlette):
     """Starlette, with the API's paths answered straight from ``PathTable``."""
 
     table: PathTable
+    feed: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None
+    """``/v1/ws``, called straight from the server so that its ``send`` is the server's
+    own (the hub writes frames to that connection's transport)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -176,4 +179,7 @@ class AuctionApp(Starlette):
                 scope["path_params"] = hit[1]
                 await hit[0](scope, receive, send)
                 return
+        elif scope["type"] == "websocket" and scope["path"] == "/v1/ws" and self.feed is not None:
+            await self.feed(scope, receive, send)
+            return
         await super().__call__(scope, receive, send)

@@ -202,6 +202,11 @@ class MarketPrices(msgspec.Struct):
     index: CategoryIndex | None
 
 
+class WsTicket(msgspec.Struct):
+    ticket: str
+    expires_in_s: int
+
+
 class Health(msgspec.Struct):
     ok: bool
     journal: Literal["reachable", "unreachable"]
