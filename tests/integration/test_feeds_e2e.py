@@ -103,7 +103,7 @@ def test_a_trade_reaches_every_channel_in_order_and_a_resume_misses_nothing(
         assert books[-1]["data"]["bids"] == [[990_000, 1_000, 1]]
         notes = [await again.until("private:ra") for _ in range(2)]
         assert [n["seq"] for n in notes] == [last["private:ra"] + 1, last["private:ra"] + 2]
-        assert [n["data"]["event"] for n in notes][0] == "traded"
+        assert notes[0]["data"]["event"] == "traded"
         await again.close()
         await s1.close()
 

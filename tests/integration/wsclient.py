@@ -38,7 +38,7 @@ class Feed:
     async def _read(self, timeout: float) -> dict[str, Any]:
         raw = await asyncio.wait_for(self.ws.recv(), timeout)
         msg: dict[str, Any] = json.loads(raw)
-        channel = msg.get("channel")
+        channel: str = msg.get("channel", "")
         if msg["type"] not in ("snapshot", "update"):
             self.controls.append(msg)
             if "resume" in msg:
@@ -69,9 +69,8 @@ class Feed:
         (those before it on that channel are taken too), reading as needed."""
         for i, msg in enumerate(self.inbox):
             if msg["channel"] == channel and (match is None or match(msg)):
-                self.inbox = [m for m in self.inbox[i + 1 :]] + [
-                    m for m in self.inbox[:i] if m["channel"] != channel
-                ]
+                before = [m for m in self.inbox[:i] if m["channel"] != channel]
+                self.inbox = before + self.inbox[i + 1 :]
                 return msg
         self.inbox = [m for m in self.inbox if m["channel"] != channel]
         loop = asyncio.get_running_loop()
