@@ -8,8 +8,10 @@ trades), service (price publishers, quote boards).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
+import time
 from datetime import datetime
 from typing import Final, Literal
 
@@ -17,6 +19,7 @@ import msgspec
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from auction.clock import Clock
 from auction.db import OrgRow, PrincipalRow, TokenRow, table_of
 from auction.errors import ClientError
 from auction.journal import to_us
@@ -176,3 +179,37 @@ class Accounts:
             return None
         pid, org, role, name, regions = row
         return Principal(pid, org, role, name, tuple(r for r in regions.split(",") if r))
+
+
+class TokenCache:
+    """Bearer tokens to principals for a web process: answers are kept 10 s (so a
+    revoked token may still work that long), and concurrent lookups of one token share
+    one database read."""
+
+    def __init__(self, accounts: Accounts, clock: Clock, ttl_s: float = 10.0) -> None:
+        self.accounts = accounts
+        self.clock = clock
+        self.ttl_s = ttl_s
+        self._cache: dict[str, tuple[Principal | None, float]] = {}
+        self._lookups: dict[str, asyncio.Future[Principal | None]] = {}
+
+    async def authenticate(self, token: str) -> Principal | None:
+        if not token or len(token) > 200:
+            return None
+        now = time.monotonic()
+        cached = self._cache.get(token)
+        if cached is not None and now - cached[1] < self.ttl_s:
+            return cached[0]
+        lookup = self._lookups.get(token)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self.accounts.authenticate(token, self.clock.now()))
+            self._lookups[token] = lookup
+            try:
+                who = await lookup
+            finally:
+                del self._lookups[token]
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[token] = (who, now)
+            return who
+        return await asyncio.shield(lookup)

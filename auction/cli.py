@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import uvicorn
@@ -37,7 +38,7 @@ from auction.service import run_engine
 from auction.settings import Settings
 from feeds.endpoint import Limits
 from web.api import Context
-from web.app import create_app
+from web.app import create_app, create_feeds_app
 from web.demo import seed
 
 
@@ -129,7 +130,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             tokens.update(await seed(ctx))
 
     def banner() -> None:
-        # Printed once the socket listens, so every URL in it answers when it is read.
         print(f"auction service on {base}  (health: {base}/healthz, API: {base}/openapi.json)")
         if tokens:
             print("demo market seeded around Huzhou; tokens (valid 30 days):")
@@ -139,7 +139,26 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             print(f"try: curl -H 'Authorization: Bearer {first}' {base}/v1/markets")
         sys.stdout.flush()
 
-    app = create_app(_settings(args), on_ready=ready)
+    return _run_uvicorn(create_app(_settings(args), on_ready=ready), args, banner)
+
+
+def _cmd_feeds(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if not settings.redis_url:
+        print(
+            "auction feeds: set AUCTION_REDIS_URL (the feed comes through Redis)", file=sys.stderr
+        )
+        return 2
+    base = f"ws://{args.host}:{args.port}/v1/ws"
+
+    def banner() -> None:
+        print(f"auction feeds on {base}  (health: http://{args.host}:{args.port}/healthz)")
+        sys.stdout.flush()
+
+    return _run_uvicorn(create_feeds_app(settings), args, banner)
+
+
+def _run_uvicorn(app: Any, args: argparse.Namespace, banner: Callable[[], None]) -> int:
     config = uvicorn.Config(
         app,
         host=args.host,
@@ -161,7 +180,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         while not server.started and not serving.done():
             await asyncio.sleep(0.01)
         if server.started:
-            banner()
+            banner()  # once the socket listens, so every URL in it answers when read
         await serving
 
     with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
@@ -255,6 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database-url", help=db_url)
     p.add_argument("--log-level", default="warning")
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("feeds", help="a web process serving /v1/ws from Redis (scale-out)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8001)
+    p.add_argument("--database-url", help=db_url)
+    p.add_argument("--log-level", default="warning")
+    p.set_defaults(func=_cmd_feeds)
 
     p = sub.add_parser("quotes", help="published prices")
     qsub = p.add_subparsers(dest="quotes_command", required=True)

@@ -253,9 +253,10 @@ class Hub:
 
     # -- input ------------------------------------------------------------------------
 
-    def reset(self, epoch: str, exported: dict[str, Any]) -> None:
-        """Start from a checkpoint; a new epoch tells every connection to resync."""
-        changed = bool(self.epoch) and epoch != self.epoch
+    def reset(self, epoch: str, exported: dict[str, Any], *, force: bool = False) -> None:
+        """Start from a checkpoint; a new epoch (or ``force``: what came before may have
+        gaps) closes every connection with 4009, so that its client resyncs."""
+        changed = force or (bool(self.epoch) and epoch != self.epoch)
         self.epoch = epoch
         self.folds = Folds.load(exported)
         self.ring.clear()

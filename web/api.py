@@ -11,7 +11,6 @@ no self-dealing) are the engine's, which knows every object's owner.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import re
 import time
@@ -25,7 +24,7 @@ from msgspec import UNSET
 from sqlalchemy import or_, select, text
 from starlette.responses import Response
 
-from auction.accounts import Accounts, Principal
+from auction.accounts import Accounts, Principal, TokenCache
 from auction.book import BUY, SELL
 from auction.clock import Clock
 from auction.errors import ClientError
@@ -115,8 +114,10 @@ class Context:
     prices: PriceService
     tickets: Tickets = field(default_factory=Tickets)
     hub: Hub | None = None
-    token_cache: dict[str, tuple[Principal | None, float]] = field(default_factory=dict)
-    lookups: dict[str, asyncio.Future[Principal | None]] = field(default_factory=dict)
+    tokens: TokenCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tokens = TokenCache(self.accounts, self.clock)
 
     async def principal(self, request: ApiRequest) -> Principal | None:
         header = request.headers.get("authorization", "")
@@ -126,28 +127,7 @@ class Context:
         return await self.authenticate(token)
 
     async def authenticate(self, token: str) -> Principal | None:
-        """A bearer token's principal (None if unknown, revoked or expired); answers are
-        cached 10 s, and concurrent lookups of one token share one database read."""
-        if not token or len(token) > 200:
-            return None
-        now = time.monotonic()
-        cached = self.token_cache.get(token)
-        if cached is not None and now - cached[1] < 10.0:
-            return cached[0]
-        # single flight: concurrent requests with one token share one database lookup
-        lookup = self.lookups.get(token)
-        if lookup is None:
-            lookup = asyncio.ensure_future(self.accounts.authenticate(token, self.clock.now()))
-            self.lookups[token] = lookup
-            try:
-                who = await lookup
-            finally:
-                del self.lookups[token]
-            if len(self.token_cache) > 100_000:
-                self.token_cache.clear()
-            self.token_cache[token] = (who, now)
-            return who
-        return await asyncio.shield(lookup)
+        return await self.tokens.authenticate(token)
 
 
 Handler = Callable[[Context, ApiRequest, Any, Any], Awaitable[Response]]

@@ -9,26 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import msgspec
+import redis.asyncio as aioredis
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from auction.accounts import Accounts
+from auction.accounts import Accounts, TokenCache
 from auction.clock import Clock, LiveClock
+from auction.db import make_engine
 from auction.prices import MemoryPrices, PriceStore
 from auction.prices_redis import RedisPrices
 from auction.pricing import PriceService
 from auction.service import close_runner, open_runner, settle_heap
 from auction.settings import Settings
 from feeds.bus import LocalBus
-from feeds.endpoint import FeedEndpoint
+from feeds.endpoint import FeedEndpoint, Tickets
 from feeds.hub import Hub
 from feeds.protocol import CLOSE_GOING_AWAY
+from feeds.redis_bus import RedisPublisher, RedisSubscriber
 from feeds.sequencer import Sequencer
 from web.api import ENDPOINTS, Context, RateLimiter, route_handler
 from web.errors import problem
@@ -93,25 +96,37 @@ def create_app(
         prices = PriceService(store, db, clock, runner.engine._catalogue.settlement)
         runner.subscribe(prices.on_commit)
         hub = Hub()
-        sequencer = Sequencer(runner.engine, LocalBus(hub))
+        feed_tasks: list[Coroutine[Any, Any, None]] = [hub.run()]
+        closers: list[Callable[[], Awaitable[None]]] = []
+        if settings.redis_url:
+            publisher = RedisPublisher(settings.redis_url)
+            follower = RedisSubscriber(settings.redis_url, hub)
+            sequencer = Sequencer(runner.engine, publisher)
+            feed_tasks += [publisher.run(), follower.run()]
+            redis = aioredis.Redis.from_url(settings.redis_url)
+            tickets = Tickets(redis)
+            closers += [publisher.close, follower.close, redis.aclose]
+        else:
+            sequencer = Sequencer(runner.engine, LocalBus(hub))
+            tickets = Tickets()
         sequencer.start()
         runner.watch(sequencer.capture, sequencer.committed)
         prices.on_change.append(sequencer.board_changed)
         accounts = Accounts(db)
         limiter = RateLimiter(settings.rate_per_principal, 2 * settings.rate_per_principal)
-        ctx = Context(runner, accounts, clock, limiter, prices, hub=hub)
+        ctx = Context(runner, accounts, clock, limiter, prices, tickets=tickets, hub=hub)
         app.feed = FeedEndpoint(
             hub,
             ctx.authenticate,
             accounts.principal,
-            ctx.tickets,
+            tickets,
             origins=frozenset(settings.ws_origins),
             catalogue=runner.engine._catalogue,
         )
         tasks = [
             asyncio.create_task(prices.run()),
             asyncio.create_task(sequencer.run_board(prices)),
-            asyncio.create_task(hub.run()),
+            *(asyncio.create_task(t) for t in feed_tasks),
         ]
         writer = asyncio.create_task(runner.run())
         app.state.ctx = ctx
@@ -130,6 +145,8 @@ def create_app(
                     await task
             if isinstance(store, RedisPrices):
                 await store.close()
+            for close in closers:
+                await close()
             await close_runner(runner, writer, db)
 
     table = PathTable()
@@ -142,4 +159,53 @@ def create_app(
     )
     app.table = table
     app.state.openapi = msgspec.json.encode(build())
+    return app
+
+
+def create_feeds_app(settings: Settings) -> AuctionApp:
+    """A web process that only serves ``/v1/ws``, from the feed in Redis: add as many as
+    the screens need.  It reads the accounts database to check tokens; tickets come from
+    the main service through Redis."""
+    assert settings.redis_url
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: AuctionApp) -> AsyncIterator[dict[str, Any]]:
+        db = make_engine(settings.database_url)
+        accounts = Accounts(db)
+        redis = aioredis.Redis.from_url(settings.redis_url or "")
+        hub = Hub()
+        follower = RedisSubscriber(settings.redis_url or "", hub)
+        tasks = [asyncio.create_task(follower.run()), asyncio.create_task(hub.run())]
+        app.feed = FeedEndpoint(
+            hub,
+            TokenCache(accounts, LiveClock()).authenticate,
+            accounts.principal,
+            Tickets(redis),
+            origins=frozenset(settings.ws_origins),
+        )
+        app.state.hub = hub
+        await asyncio.wait_for(hub.ready.wait(), 30)
+        settle_heap()
+        try:
+            yield {}
+        finally:
+            hub.close_all(CLOSE_GOING_AWAY, "the service is stopping")
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await follower.close()
+            await redis.aclose()
+            await db.dispose()
+
+    async def healthz(request: Request) -> Response:
+        hub: Hub = request.app.state.hub
+        body = {"ok": True, "epoch": hub.epoch, "connections": hub.stats.connections}
+        return Response(msgspec.json.encode(body), media_type="application/json")
+
+    app = AuctionApp(
+        routes=[Route("/healthz", healthz, methods=["GET"], name="healthz")],
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _crash},
+    )
+    app.table = PathTable()
     return app
