@@ -23,6 +23,7 @@ class Settings:
     max_queue: int = 10_000
     rate_per_principal: float = 200.0  # requests/s per principal (token bucket, burst 2x)
     ws_origins: tuple[str, ...] = ()  # browser origins allowed on /v1/ws besides our own
+    ws_max_buffer: int = 512 * 1024  # bytes queued per websocket before a slow consumer is cut
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -32,7 +33,7 @@ class Settings:
             raw = env.get("AUCTION_" + f.name.upper())
             if raw is None:
                 continue
-            if f.name in ("snapshot_every", "max_batch", "max_queue"):
+            if f.name in ("snapshot_every", "max_batch", "max_queue", "ws_max_buffer"):
                 values[f.name] = int(raw)
             elif f.name == "rate_per_principal":
                 values[f.name] = float(raw)

@@ -11,8 +11,10 @@ cannot set headers on a websocket): a single-use ticket valid ``TICKET_TTL_S``, 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import secrets
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -57,6 +59,10 @@ class Limits:
     connections_per_service: int = 20_000
     """Quote-board service principals drive many screens each."""
     connections_per_anonymous_ip: int = 200
+    socket_send_buffer: int = 64 * 1024
+    """The kernel's send buffer per connection, fixed rather than auto-tuned (up to 4 MiB
+    on Linux): it bounds kernel memory per screen, and a screen that stops reading fills
+    its queue, and is closed, in seconds rather than minutes."""
 
 
 class Tickets:
@@ -179,6 +185,10 @@ class FeedEndpoint:
             self.hub, send, principal.id if principal else "", principal.role if principal else ""
         )
         self.hub.attach(conn)
+        if conn.fast:
+            sock = conn.transport.get_extra_info("socket")
+            with contextlib.suppress(OSError, AttributeError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.limits.socket_send_buffer)
         try:
             conn.push_payload(
                 control(

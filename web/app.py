@@ -95,7 +95,7 @@ def create_app(
         )
         prices = PriceService(store, db, clock, runner.engine._catalogue.settlement)
         runner.subscribe(prices.on_commit)
-        hub = Hub()
+        hub = Hub(max_buffer=settings.ws_max_buffer)
         feed_tasks: list[Coroutine[Any, Any, None]] = [hub.run()]
         closers: list[Callable[[], Awaitable[None]]] = []
         if settings.redis_url:
@@ -173,7 +173,7 @@ def create_feeds_app(settings: Settings) -> AuctionApp:
         db = make_engine(settings.database_url)
         accounts = Accounts(db)
         redis = aioredis.Redis.from_url(settings.redis_url or "")
-        hub = Hub()
+        hub = Hub(max_buffer=settings.ws_max_buffer)
         follower = RedisSubscriber(settings.redis_url or "", hub)
         tasks = [asyncio.create_task(follower.run()), asyncio.create_task(hub.run())]
         app.feed = FeedEndpoint(
