@@ -86,7 +86,12 @@ def test_a_screen_that_never_reads_is_cut_off_and_the_others_do_not_notice(
     )
     tokens = make_accounts(env)
     with running(env, tokens, tmp_path / "serve.log") as svc:
-        assert svc.call("POST", "/v1/admin/buying-power", "adm", {"bidder": "ra", "limit_fen": 10**13})[0] == 200
+        assert (
+            svc.call(
+                "POST", "/v1/admin/buying-power", "adm", {"bidder": "ra", "limit_fen": 10**13}
+            )[0]
+            == 200
+        )
         port = int(svc.base.rsplit(":", 1)[1])
         pid = svc.proc.pid
 
@@ -116,7 +121,7 @@ def test_a_screen_that_never_reads_is_cut_off_and_the_others_do_not_notice(
             while time.monotonic() - t0 < SECONDS:
                 await asyncio.sleep(0.1)
                 peak = max(peak, rss_kib(pid))
-                status, stats = await asyncio.to_thread(svc.call, "GET", "/v1/ws/stats", "adm")
+                _status, stats = await asyncio.to_thread(svc.call, "GET", "/v1/ws/stats", "adm")
                 if cut_at is None and stats["closed_slow"]:
                     cut_at = time.monotonic()
             stop.set()
