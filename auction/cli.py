@@ -37,6 +37,7 @@ from auction.pricing import HISTORY_COLUMNS, HistoryError, import_history, parse
 from auction.service import run_engine
 from auction.settings import Settings
 from feeds.endpoint import Limits
+from feeds.sources import engine_publisher, simulate
 from web.api import Context
 from web.app import create_app, create_feeds_app
 from web.demo import seed
@@ -125,9 +126,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     base = f"http://{args.host}:{args.port}"
     tokens: dict[str, str] = {}
 
+    background: list[asyncio.Task[None]] = []
+
     async def ready(ctx: Context) -> None:
         if args.demo:
             tokens.update(await seed(ctx))
+            publish = engine_publisher(ctx.runner.submit, "end_of_chain", "prices-platform")
+            background.append(asyncio.create_task(simulate(publish, every_s=5.0)))
 
     def banner() -> None:
         print(f"auction service on {base}  (health: {base}/healthz, API: {base}/openapi.json)")

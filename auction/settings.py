@@ -23,6 +23,7 @@ class Settings:
     max_queue: int = 10_000
     rate_per_principal: float = 200.0  # requests/s per principal (token bucket, burst 2x)
     ws_origins: tuple[str, ...] = ()  # browser origins allowed on /v1/ws besides our own
+    price_feed_url: str | None = None  # an end-of-chain price feed to follow (feeds/sources.py)
     ws_max_buffer: int = 512 * 1024  # bytes queued per websocket before a slow consumer is cut
 
     @classmethod

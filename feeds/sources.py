@@ -36,7 +36,9 @@ from typing import Any
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
+from auction.messages import PublishPrice, Rejected
 from auction.money import MAX_PRICE_FEN_PER_T
+from auction.types import PrincipalId
 
 log = logging.getLogger("auction.feeds")
 
@@ -236,3 +238,34 @@ class PriceSimulator:
             noise = round(self.rng.gauss(0, 15)) * 100
             prices[category] = round(self.lead_fen * ratio / 100) * 100 + noise
         return prices
+
+
+def engine_publisher(
+    submit: Callable[..., Awaitable[Any]], kind: str, publisher: str, *, vat_included: bool = True
+) -> Publish:
+    """Publish through the runner (journaled, like any published price)."""
+    async def publish(key: str, fen: int) -> bool:
+        command = PublishPrice(
+            kind=kind,  # type: ignore[arg-type]
+            key=key,
+            publisher=PrincipalId(publisher),
+            price_fen_per_t=fen,
+            vat_included=vat_included,
+        )
+        try:
+            answer = await submit(command, principal=publisher)
+        except Exception as err:  # the journal is away: try again with the next value
+            log.warning("publishing %s=%s failed: %r", key, fen, err)
+            return False
+        return not any(isinstance(e, Rejected) for e in answer.events)
+
+    return publish
+
+
+async def simulate(publish: Publish, every_s: float, sim: PriceSimulator | None = None) -> None:
+    """Publish the simulator's end-of-chain prices every ``every_s``."""
+    sim = sim or PriceSimulator()
+    while True:
+        for key, fen in sim.step().items():
+            await publish(key, fen)
+        await asyncio.sleep(every_s)

@@ -33,6 +33,7 @@ from feeds.hub import Hub
 from feeds.protocol import CLOSE_GOING_AWAY
 from feeds.redis_bus import RedisPublisher, RedisSubscriber
 from feeds.sequencer import Sequencer
+from feeds.sources import Follower, engine_publisher
 from web.api import ENDPOINTS, Context, RateLimiter, route_handler
 from web.errors import problem
 from web.http import CRASH_BODY, AuctionApp, MethodHandler, PathApp, PathTable, Reply
@@ -128,6 +129,18 @@ def create_app(
             asyncio.create_task(sequencer.run_board(prices)),
             *(asyncio.create_task(t) for t in feed_tasks),
         ]
+        if settings.price_feed_url:
+            keys = frozenset({"lead", *(c.code for c in runner.engine._catalogue.categories)})
+            follower_task = Follower(
+                "end_of_chain",
+                settings.price_feed_url,
+                keys,
+                engine_publisher(runner.submit, "end_of_chain", "feed-end-of-chain"),
+                on_status=lambda st: sequencer.set_source(
+                    "end_of_chain", {"stale": st.stale, "last_seq": st.last_seq}
+                ),
+            ).run()
+            tasks.append(asyncio.create_task(follower_task))
         writer = asyncio.create_task(runner.run())
         app.state.ctx = ctx
         app.state.writer = writer
