@@ -244,6 +244,7 @@ def engine_publisher(
     submit: Callable[..., Awaitable[Any]], kind: str, publisher: str, *, vat_included: bool = True
 ) -> Publish:
     """Publish through the runner (journaled, like any published price)."""
+
     async def publish(key: str, fen: int) -> bool:
         command = PublishPrice(
             kind=kind,  # type: ignore[arg-type]
