@@ -78,6 +78,7 @@ class RedisPublisher:
     def send(self, items: list[Item]) -> None:
         for channel, seq, kind, data, _ in items:
             self.folds.apply(channel, seq, kind, data)
+        self._changed = True
         entry = _encode(_Batch(self.epoch, [(c, s, k, p) for c, s, k, _, p in items]))
         try:
             self._queue.put_nowait(entry)
@@ -85,47 +86,37 @@ class RedisPublisher:
             # Redis is away for long: drop, and checkpoint when it is back (subscribers
             # see the gap, and start again from that checkpoint)
             self.dropped += 1
-            self._changed = True
 
     async def run(self) -> None:
         last_checkpoint = 0.0
-        checkpoint_due = False
         while True:
             honour_cancellation()
-            first = await self._queue.get()
-            entries = [first]
+            entries = [await self._queue.get()]
             while not self._queue.empty() and len(entries) < 500:
                 entries.append(self._queue.get_nowait())
-            checkpoint_due = checkpoint_due or any(e is None for e in entries)
             batches = [e for e in entries if e is not None]
+            checkpoint = None in entries or (
+                self._changed and time.monotonic() - last_checkpoint >= self.checkpoint_s
+            )
             while True:
                 try:
-                    await self._write(
-                        batches, checkpoint_due or self._checkpoint_wanted(last_checkpoint)
-                    )
+                    await self._write(batches, checkpoint)
                     break
                 except (RedisError, OSError) as err:
                     honour_cancellation()
                     log.warning("feed stream unavailable, retrying: %s", err)
-                    checkpoint_due = True  # what went missing is covered by a checkpoint
-                    batches = []
+                    batches, checkpoint = [], True  # what went missing: a checkpoint covers it
                     await asyncio.sleep(0.5)
-            if checkpoint_due or self._checkpoint_wanted(last_checkpoint):
+            if checkpoint:
                 last_checkpoint = time.monotonic()
-                checkpoint_due = False
-                self._changed = False
-
-    def _checkpoint_wanted(self, last: float) -> bool:
-        return self._changed and time.monotonic() - last >= self.checkpoint_s
 
     async def _write(self, batches: list[bytes], checkpoint: bool) -> None:
         pipe = self.client.pipeline(transaction=False)
         for entry in batches:
             pipe.xadd(STREAM, {"b": entry}, maxlen=self.maxlen, approximate=True)
-        if batches:
-            self._changed = True
         if checkpoint:
             state = _encode(_Checkpoint(self.epoch, self.folds.export()))
+            self._changed = False  # what is sent from now on is for the next one
             pipe.xadd(STREAM, {"c": state}, maxlen=self.maxlen, approximate=True)
         ids = await pipe.execute()
         if checkpoint:
