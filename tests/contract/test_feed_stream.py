@@ -34,7 +34,7 @@ def test_checkpoints_as_it_goes_and_a_late_subscriber_catches_up() -> None:
             await asyncio.sleep(0.02)
         client = aioredis.Redis.from_url(url)
         for _ in range(100):
-            entries = await client.xrange(STREAM)
+            entries: Any = await client.xrange(STREAM)
             if entries and b"b" in entries[-1][1] and len(entries) >= 41:
                 break
             await asyncio.sleep(0.05)
