@@ -13,7 +13,7 @@ import hashlib
 import secrets
 import time
 from datetime import datetime
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import msgspec
 from sqlalchemy import insert, select, update
@@ -136,49 +136,43 @@ class Accounts:
 
     async def authenticate(self, token: str, now: datetime) -> Principal | None:
         """The principal a valid (known, unexpired, unrevoked) token stands for."""
+        query = (
+            select(*_PRINCIPAL_COLUMNS, TOKENS.c.expires_us, TOKENS.c.revoked_us)
+            .select_from(
+                TOKENS.join(PRINCIPALS, PRINCIPALS.c.principal_id == TOKENS.c.principal_id)
+            )
+            .where(TOKENS.c.token_hash == token_hash(token))
+        )
         async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        PRINCIPALS.c.principal_id,
-                        PRINCIPALS.c.org_id,
-                        PRINCIPALS.c.role,
-                        PRINCIPALS.c.name,
-                        PRINCIPALS.c.regions,
-                        TOKENS.c.expires_us,
-                        TOKENS.c.revoked_us,
-                    )
-                    .select_from(
-                        TOKENS.join(PRINCIPALS, PRINCIPALS.c.principal_id == TOKENS.c.principal_id)
-                    )
-                    .where(TOKENS.c.token_hash == token_hash(token))
-                )
-            ).first()
+            row = (await conn.execute(query)).first()
         if row is None:
             return None
-        pid, org, role, name, regions, expires_us, revoked_us = row
+        expires_us, revoked_us = row[-2:]
         if revoked_us is not None or (expires_us is not None and expires_us <= to_us(now)):
             return None
-        return Principal(pid, org, role, name, tuple(r for r in regions.split(",") if r))
+        return _principal(row)
 
     async def principal(self, principal_id: str) -> Principal | None:
         """A principal by id (a websocket ticket names one)."""
+        query = select(*_PRINCIPAL_COLUMNS).where(PRINCIPALS.c.principal_id == principal_id)
         async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        PRINCIPALS.c.principal_id,
-                        PRINCIPALS.c.org_id,
-                        PRINCIPALS.c.role,
-                        PRINCIPALS.c.name,
-                        PRINCIPALS.c.regions,
-                    ).where(PRINCIPALS.c.principal_id == principal_id)
-                )
-            ).first()
-        if row is None:
-            return None
-        pid, org, role, name, regions = row
-        return Principal(pid, org, role, name, tuple(r for r in regions.split(",") if r))
+            row = (await conn.execute(query)).first()
+        return None if row is None else _principal(row)
+
+
+_PRINCIPAL_COLUMNS = (
+    PRINCIPALS.c.principal_id,
+    PRINCIPALS.c.org_id,
+    PRINCIPALS.c.role,
+    PRINCIPALS.c.name,
+    PRINCIPALS.c.regions,
+)
+
+
+def _principal(row: Any) -> Principal:
+    """A ``Principal`` from a row that starts with ``_PRINCIPAL_COLUMNS``."""
+    pid, org, role, name, regions = row[:5]
+    return Principal(pid, org, role, name, tuple(r for r in regions.split(",") if r))
 
 
 class TokenCache:
