@@ -290,12 +290,10 @@ class FeedEndpoint:
                 "unknown_channel", f"no channel {name[:MAX_CHANNEL]!r}", channel=name[:MAX_CHANNEL]
             )
         kind = kind_of(name)
-        if kind == "private" and principal is None:
-            return error("unauthenticated", "the private channel needs credentials", channel=name)
-        if kind not in PUBLIC_KINDS and kind != "private" and principal is None:
+        if kind not in PUBLIC_KINDS and principal is None:  # a room, or private
             return error("unauthenticated", f"{name} needs credentials", channel=name)
         channel = self._channel(name, principal)
-        if kind == "private" and principal is not None and channel != private_channel(principal.id):
+        if kind == "private" and principal and channel != private_channel(principal.id):
             return error("unknown_channel", "only your own private channel", channel=name)
         if kind == "auction":
             room = self.hub.folds.snapshot(channel)

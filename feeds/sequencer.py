@@ -242,9 +242,7 @@ class Sequencer:
                     "at": at,
                 }
             )
-            note = self._note("traded", ev)
-            items.append(self._private(ev.buyer, {**note, "role": "buyer"}))
-            items.append(self._private(ev.seller, {**note, "role": "seller"}))
+            self._to_both_sides("traded", ev, items)
             if ev.bid_remaining_kg == 0:
                 self._bid_owner.pop(ev.bid_id, None)
         elif isinstance(ev, BidPlaced):
@@ -380,9 +378,7 @@ class Sequencer:
                     "at": at,
                 }
             )
-            note = self._note("awarded", ev)
-            items.append(self._private(ev.buyer, {**note, "role": "buyer"}))
-            items.append(self._private(ev.seller, {**note, "role": "seller"}))
+            self._to_both_sides("awarded", ev, items)
         elif isinstance(ev, ResultDecided):
             lot = int(ev.lot_id)
             room = {"event": "decided", "decision": ev.decision, "at": at}
@@ -413,6 +409,12 @@ class Sequencer:
         note.pop("type", None)
         note["event"] = name
         return note
+
+    def _to_both_sides(self, name: str, ev: Traded | Awarded, items: list[Item]) -> None:
+        """A sale's notice to its buyer and its seller, each told which side they were."""
+        note = self._note(name, ev)
+        items.append(self._private(ev.buyer, {**note, "role": "buyer"}))
+        items.append(self._private(ev.seller, {**note, "role": "seller"}))
 
     def _to_bid_owner(self, bid_id: int, note: dict[str, Any], items: list[Item]) -> None:
         owner = self._bid_owner.get(bid_id)
