@@ -66,7 +66,7 @@ class Service:
 def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        AUCTION_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'feeds.db'}",
+        AUCTION_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'service.db'}",
         AUCTION_SNAPSHOT_PATH=str(tmp_path / "snap"),
         **extra,
     )

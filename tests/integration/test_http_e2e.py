@@ -9,97 +9,29 @@ minimum duration is one second (``AUCTION_CATALOGUE``), so the close comes quick
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.integration.crash import free_port
+from tests.integration.server import Service, environment, make_accounts, running
 
 M = "ebike:330522"
 
 
-class Http:
-    def __init__(self, base: str, tokens: dict[str, str]) -> None:
-        self.base = base
-        self.tokens = tokens
-        self.n = 0
-
-    def call(
-        self, method: str, path: str, who: str | None = None, body: Any = None
-    ) -> tuple[int, Any]:
-        headers = {"Content-Type": "application/json"}
-        if who:
-            headers["Authorization"] = f"Bearer {self.tokens[who]}"
-        if method == "POST":
-            self.n += 1
-            headers["Idempotency-Key"] = f"e2e-{self.n}"
-        data = json.dumps(body or {}).encode() if method == "POST" else None
-        req = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read())
-
-
-def cli(*args: str, env: dict[str, str]) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "auction", *args], env=env, capture_output=True, text=True,
-        timeout=60, check=True,
-    )  # fmt: skip
-    return done.stdout.strip()
-
-
 @pytest.fixture
-def http(tmp_path: Path) -> Iterator[Http]:
+def http(tmp_path: Path) -> Iterator[Service]:
     catalogue = json.loads(resources.files("auction").joinpath("data/catalogue.json").read_text())
     catalogue["sale_rules"]["default"].update(min_duration_s=1, soft_close_s=1, max_extension_s=2)
     (tmp_path / "catalogue.json").write_text(json.dumps(catalogue))
-    env = dict(os.environ)
-    env.update(
-        AUCTION_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}",
-        AUCTION_SNAPSHOT_PATH=str(tmp_path / "snap"),
-        AUCTION_CATALOGUE=str(tmp_path / "catalogue.json"),
-    )
-    tokens = {}
-    for pid, org, role in [("s1", "S1", "store"), ("s2", "S2", "store"), ("ra", "RA", "recycler"),
-                           ("rb", "RB", "recycler"), ("adm", "P", "admin")]:  # fmt: skip
-        cli("accounts", "create", "--id", pid, "--org", org, "--role", role, env=env)
-        tokens[pid] = cli("accounts", "token", "--id", pid, env=env)
-    port = free_port()
-    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "auction", "serve", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=1) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError((tmp_path / "serve.log").read_text())
-        yield Http(base, tokens)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
+    env = environment(tmp_path, AUCTION_CATALOGUE=str(tmp_path / "catalogue.json"))
+    with running(env, make_accounts(env), tmp_path / "serve.log") as svc:
+        yield svc
 
 
-def test_a_day_at_the_market_over_http(http: Http) -> None:
+def test_a_day_at_the_market_over_http(http: Service) -> None:
     for who in ("ra", "rb"):
         assert (
             http.call("POST", "/v1/admin/buying-power", "adm", {"bidder": who, "limit_fen": 10**9})[
