@@ -129,28 +129,20 @@ class Folds:
 
     def __init__(self) -> None:
         self.states: dict[str, tuple[int, State]] = {}
-        self._rooms = 0
+        self._rooms: deque[str] = deque()  # auction rooms, oldest first
 
     def apply(self, channel: str, seq: int, kind: str, data: dict[str, Any]) -> None:
         entry = self.states.get(channel)
         if entry is None:
-            cls = _KINDS[kind_of(channel)]
-            state = cls()
-            if cls is _Keyed and channel.startswith("auction:"):
-                self._rooms += 1
-                if self._rooms > ROOMS_KEPT:
-                    self._evict_room()
+            state = _KINDS[kind_of(channel)]()
+            if channel.startswith("auction:"):
+                self._rooms.append(channel)
+                if len(self._rooms) > ROOMS_KEPT:
+                    self.states.pop(self._rooms.popleft(), None)
         else:
             state = entry[1]
         state.apply(kind, data)
         self.states[channel] = (seq, state)
-
-    def _evict_room(self) -> None:
-        for channel in self.states:  # the oldest room first (dicts keep insertion order)
-            if channel.startswith("auction:"):
-                del self.states[channel]
-                self._rooms -= 1
-                return
 
     def seq(self, channel: str) -> int:
         entry = self.states.get(channel)

@@ -27,6 +27,7 @@ from auction.types import MarketId, OrderId, OrgId, PrincipalId
 from feeds.bus import LocalBus
 from feeds.hub import Hub, Item
 from feeds.sequencer import DEPTH, Sequencer
+from feeds.state import Folds
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 MARKETS = [MarketId("ebike:330522"), MarketId("auto_black:330500")]
@@ -113,3 +114,17 @@ def test_the_book_channel_folds_to_the_engines_depth(seed: int) -> None:
         if kind == "update":
             assert item_seq == last.get(channel, 0) + 1, channel
         last[channel] = item_seq
+
+
+def test_the_oldest_auction_rooms_go_first_and_nothing_else(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("feeds.state.ROOMS_KEPT", 3)
+    folds = Folds()
+    folds.apply("private:ra", 1, "update", {"event": "bid_placed"})
+    for lot in range(1, 6):
+        folds.apply(f"auction:{lot}", 1, "snapshot", {"lot_id": lot})
+        folds.apply(f"book:{MARKETS[0]}", lot, "update", {"bids": [[lot, 1, 1]], "asks": []})
+    assert sorted(folds.states) == [
+        "auction:3", "auction:4", "auction:5", f"book:{MARKETS[0]}", "private:ra",
+    ]  # fmt: skip
