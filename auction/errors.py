@@ -41,6 +41,7 @@ CODES: Final[dict[str, tuple[int, str]]] = {
     "price_out_of_band": (422, "The price is outside the band around the daily quote"),
     "overloaded": (503, "The engine is busy"),
     "journal_unavailable": (503, "The journal could not be written; try again"),
+    "tickets_unavailable": (503, "Websocket tickets cannot be issued or checked now; try again"),
     "idempotency_in_flight": (409, "A request with this key is still being applied"),
     "idempotency_key_reused": (422, "This idempotency key was used for a different request"),
 }

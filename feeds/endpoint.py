@@ -22,10 +22,12 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
+from redis.exceptions import RedisError
 from starlette.types import Receive, Scope, Send
 
 from auction.accounts import Principal
 from auction.catalogue import Catalogue, default_catalogue, valid_region
+from auction.errors import CODES, ClientError
 from feeds.hub import Conn, Hub
 from feeds.protocol import (
     CHANNEL_RE,
@@ -77,7 +79,10 @@ class Tickets:
         ticket = "t_" + secrets.token_urlsafe(24)
         digest = hashlib.sha256(ticket.encode()).hexdigest()
         if self.redis is not None:
-            await self.redis.set(f"auction:ticket:{digest}", principal, ex=int(TICKET_TTL_S))
+            try:
+                await self.redis.set(f"auction:ticket:{digest}", principal, ex=int(TICKET_TTL_S))
+            except (RedisError, OSError) as err:
+                raise ClientError("tickets_unavailable", "the ticket store is away") from err
         else:
             now = time.monotonic()
             if len(self._local) > 10_000:
@@ -90,7 +95,10 @@ class Tickets:
             return None
         digest = hashlib.sha256(ticket.encode()).hexdigest()
         if self.redis is not None:
-            value = await self.redis.getdel(f"auction:ticket:{digest}")
+            try:
+                value = await self.redis.getdel(f"auction:ticket:{digest}")
+            except (RedisError, OSError) as err:
+                raise ClientError("tickets_unavailable", "the ticket store is away") from err
             return value.decode() if isinstance(value, bytes) else value
         entry = self._local.pop(digest, None)
         if entry is None or entry[1] < time.monotonic():
@@ -161,7 +169,11 @@ class FeedEndpoint:
                 await _refuse(scope, send, 401, "unauthenticated", "the token is not valid")
                 return
         elif "ticket" in query:
-            who = await self.tickets.redeem(query["ticket"])
+            try:
+                who = await self.tickets.redeem(query["ticket"])
+            except ClientError as err:
+                await _refuse(scope, send, CODES[err.code][0], err.code, err.detail)
+                return
             principal = await self.resolve(who) if who else None
             if principal is None:
                 await _refuse(scope, send, 401, "unauthenticated", "the ticket is not valid")

@@ -372,7 +372,7 @@ async def healthz(ctx: Context, request: ApiRequest, who: Any, body: Any) -> Res
     "Get a websocket ticket",
     roles=ALL_ROLES,
     body=Empty,
-    statuses=(201,),
+    statuses=(201, 503),
     answers=WsTicket,
 )
 async def ws_ticket(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:

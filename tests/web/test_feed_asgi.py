@@ -3,6 +3,14 @@ the hub's fallback path, a bounded queue and a writer task, delivers the same pr
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+import redis.asyncio as aioredis
+
+from auction.errors import CODES, ClientError
+from feeds.endpoint import Tickets
+from tests.integration.crash import free_port
 from tests.web.conftest import Service
 
 M = "ebike:330522"
@@ -28,3 +36,17 @@ def test_the_fallback_path_delivers_snapshots_and_updates_in_order(service: Serv
             assert update["data"]["bids"] == [[price, 500, 1]]
         ws.send_text("not json")
         assert ws.receive_json()["code"] == "malformed"
+
+
+def test_tickets_answer_503_not_500_when_their_store_is_away() -> None:
+    async def go() -> None:
+        away = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=0.5)
+        tickets = Tickets(away)
+        for attempt in (tickets.issue("ra"), tickets.redeem("t_whatever")):
+            with pytest.raises(ClientError) as refused:
+                await attempt
+            assert refused.value.code == "tickets_unavailable"
+            assert CODES["tickets_unavailable"][0] == 503
+        await away.aclose()
+
+    asyncio.run(go())
