@@ -75,8 +75,8 @@ from auction.messages import (
 )
 from auction.money import amount_fen
 from auction.sales import Sales
-from auction.state import Entry, Lot, check_expiry, check_price, check_weight
-from auction.types import MarketId, OrderId, PrincipalId, TradeId
+from auction.state import Entry, Lot, Offer, check_expiry, check_price, check_weight
+from auction.types import MarketId, OrderId, OrgId, PrincipalId, TradeId
 
 __all__ = ["Engine", "Entry"]
 
@@ -191,11 +191,35 @@ class Engine(Sales):
 
     # -- queries -----------------------------------------------------------------------
 
+    @property
+    def catalogue(self) -> Catalogue:
+        return self._catalogue
+
     def book(self, market: MarketId) -> Book | None:
         return self._books.get(market)
 
     def markets(self) -> list[MarketId]:
         return sorted(m for m, b in self._books.items() if len(b))
+
+    def sell_quote(self, market: MarketId, weight_kg: int, org: OrgId) -> int | None:
+        """The price a one-click sale of ``weight_kg`` (whole, all-or-none) by ``org``
+        would trade at now: the first bid, best price then oldest, that can take it
+        whole.  A read; nothing changes."""
+        book = self._books.get(market)
+        if book is None:
+            return None
+        for bid in book.orders(BUY):
+            if bid.org == org or bid.qty < weight_kg or weight_kg < bid.min_qty:
+                continue
+            if bid.aon and bid.qty != weight_kg:
+                continue
+            return bid.price
+        return None
+
+    def open_offers(self, lot_id: OrderId) -> list[Offer]:
+        """The offers still open on a lot (made or countered), oldest first."""
+        lot = self._lots.get(lot_id)
+        return [] if lot is None else [self._offers[o] for o in lot.open_offers]
 
     def entry(self, order_id: OrderId) -> Entry | None:
         return self._entries.get(order_id)

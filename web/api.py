@@ -52,6 +52,7 @@ from auction.messages import (
     StartAuction,
     WithdrawOffer,
 )
+from auction.money import MAX_WEIGHT_KG, amount_fen
 from auction.prices import Board
 from auction.pricing import PriceService
 from auction.runner import Runner
@@ -75,6 +76,7 @@ from web.wire import (
     PlaceBidBody,
     PostLotBody,
     PublishPriceBody,
+    SellQuote,
     WsTicket,
 )
 
@@ -434,6 +436,44 @@ async def market_book(ctx: Context, request: ApiRequest, who: Principal, body: A
     return json({"market": market, **levels})
 
 
+@endpoint(
+    "GET",
+    "/v1/markets/{market}/sell-quote",
+    "What a one-click sale would fetch now",
+    roles=frozenset({"store"}),
+    statuses=(200,),
+    answers=SellQuote,
+    query=(
+        {
+            "name": "weight_kg",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_WEIGHT_KG},
+        },
+    ),
+)
+async def sell_quote(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
+    """The best standing bid that could take the whole lot now, as the store page shows
+    it before a one-click sale (a read: the sale itself may still find the book moved)."""
+    market = known_market(request.path_params["market"])
+    raw = request.query_params.get("weight_kg", "")
+    weight = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else 0
+    if not 1 <= weight <= MAX_WEIGHT_KG:
+        raise ClientError(
+            "invalid_value", f"weight_kg must be 1-{MAX_WEIGHT_KG}", field="weight_kg"
+        )
+    price = ctx.runner.engine.sell_quote(market, weight, OrgId(who.org))
+    amount = None if price is None else amount_fen(price, weight)
+    return json(SellQuote(market, weight, price, amount))
+
+
+@endpoint("GET", "/v1/catalogue", "Categories, battery models and sale rules", roles=frozenset(),
+          public=True)  # fmt: skip
+async def catalogue(ctx: Context, request: ApiRequest, who: Any, body: Any) -> Response:
+    """The catalogue as data: what a page needs to name categories and estimate a lot's
+    weight from its battery model (weight = block kg × blocks, sets × blocks per set)."""
+    return json(ctx.runner.engine.catalogue)
+
+
 # -- standing bids ---------------------------------------------------------------------
 
 RECYCLER = frozenset({"recycler"})
@@ -626,6 +666,17 @@ async def get_lot(ctx: Context, request: ApiRequest, who: Principal, body: Any) 
     if not lot_visible(view, who):
         raise ClientError("lot_not_found", "no such lot")
     view.pop("open_offers", None)
+    if lot.owner == who.id and lot.kind == "offers":  # the store answers them; bidders unnamed
+        view["offers"] = [
+            {
+                "offer_id": o.offer_id,
+                "price_fen_per_t": o.price,
+                "status": o.status,
+                "counter_price_fen_per_t": o.counter,
+                "expires_at": o.expires_at.isoformat(),
+            }
+            for o in ctx.runner.engine.open_offers(lot_id)
+        ]
     auction = ctx.runner.engine._auctions.get(lot_id)
     if auction is not None:
         view["auction"] = {

@@ -211,3 +211,13 @@ class Health(msgspec.Struct):
     ok: bool
     journal: Literal["reachable", "unreachable"]
     seq: int
+
+
+class SellQuote(msgspec.Struct):
+    """What a one-click sale of ``weight_kg`` would fetch now (``null`` price: no bid can
+    take it whole)."""
+
+    market: str
+    weight_kg: int
+    price_fen_per_t: int | None
+    amount_fen: int | None
