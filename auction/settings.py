@@ -25,6 +25,8 @@ class Settings:
     ws_origins: tuple[str, ...] = ()  # browser origins allowed on /v1/ws besides our own
     price_feed_url: str | None = None  # an end-of-chain price feed to follow (feeds/sources.py)
     ws_max_buffer: int = 512 * 1024  # bytes queued per websocket before a slow consumer is cut
+    ws_heartbeat_s: float = 15.0  # a quiet websocket gets a heartbeat this often (screens
+    # call the feed late after two missed beats)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -36,7 +38,7 @@ class Settings:
                 continue
             if f.name in ("snapshot_every", "max_batch", "max_queue", "ws_max_buffer"):
                 values[f.name] = int(raw)
-            elif f.name == "rate_per_principal":
+            elif f.name in ("rate_per_principal", "ws_heartbeat_s"):
                 values[f.name] = float(raw)
             elif f.name == "allow_unsafe_durability":
                 values[f.name] = _flag(raw)

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from auction.accounts import Accounts, TokenCache
 from auction.clock import Clock, LiveClock
@@ -38,6 +38,7 @@ from web.api import ENDPOINTS, Context, RateLimiter, route_handler
 from web.errors import problem
 from web.http import CRASH_BODY, AuctionApp, MethodHandler, PathApp, PathTable, Reply
 from web.openapi import build
+from web.pages import page_routes
 
 
 async def openapi(request: Request) -> Response:
@@ -96,7 +97,7 @@ def create_app(
         )
         prices = PriceService(store, db, clock, runner.engine._catalogue.settlement)
         runner.subscribe(prices.on_commit)
-        hub = Hub(max_buffer=settings.ws_max_buffer)
+        hub = Hub(max_buffer=settings.ws_max_buffer, heartbeat_s=settings.ws_heartbeat_s)
         feed_tasks: list[Coroutine[Any, Any, None]] = [hub.run()]
         closers: list[Callable[[], Awaitable[None]]] = []
         if settings.redis_url:
@@ -163,8 +164,9 @@ def create_app(
             await close_runner(runner, writer, db)
 
     table = PathTable()
-    routes = _routes(table)
+    routes: list[BaseRoute] = [*_routes(table)]
     routes.append(Route("/openapi.json", openapi, methods=["GET"], name="openapi"))
+    routes.extend(page_routes())
     app = AuctionApp(
         routes=routes,
         lifespan=lifespan,
@@ -186,7 +188,7 @@ def create_feeds_app(settings: Settings) -> AuctionApp:
         db = make_engine(settings.database_url)
         accounts = Accounts(db)
         redis = aioredis.Redis.from_url(settings.redis_url or "")
-        hub = Hub(max_buffer=settings.ws_max_buffer)
+        hub = Hub(max_buffer=settings.ws_max_buffer, heartbeat_s=settings.ws_heartbeat_s)
         follower = RedisSubscriber(settings.redis_url or "", hub)
         tasks = [asyncio.create_task(follower.run()), asyncio.create_task(hub.run())]
         app.feed = FeedEndpoint(
