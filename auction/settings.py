@@ -25,6 +25,8 @@ class Settings:
     ws_origins: tuple[str, ...] = ()  # browser origins allowed on /v1/ws besides our own
     price_feed_url: str | None = None  # an end-of-chain price feed to follow (feeds/sources.py)
     ws_max_buffer: int = 512 * 1024  # bytes queued per websocket before a slow consumer is cut
+    ws_conflate_s: float = 0.25  # the screens' tick: board / stats frames at most this often,
+    # and each market's trades tape gathered this long into one message
     ws_heartbeat_s: float = 15.0  # a quiet websocket gets a heartbeat this often (screens
     # call the feed late after two missed beats)
 
@@ -38,7 +40,7 @@ class Settings:
                 continue
             if f.name in ("snapshot_every", "max_batch", "max_queue", "ws_max_buffer"):
                 values[f.name] = int(raw)
-            elif f.name in ("rate_per_principal", "ws_heartbeat_s"):
+            elif f.name in ("rate_per_principal", "ws_heartbeat_s", "ws_conflate_s"):
                 values[f.name] = float(raw)
             elif f.name == "allow_unsafe_durability":
                 values[f.name] = _flag(raw)

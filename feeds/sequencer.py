@@ -129,8 +129,22 @@ def _market_stats(view: dict[str, Any], market: str) -> dict[str, Any]:
 
 
 class Sequencer:
-    def __init__(self, engine: Engine, bus: Bus, *, clock_ms: Callable[[], int] = now_ms) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        bus: Bus,
+        *,
+        clock_ms: Callable[[], int] = now_ms,
+        tape_s: float = 0.0,
+    ) -> None:
         self.engine = engine
+        self.tape_s = tape_s
+        """Trades are gathered per market for up to this long and sent as one message
+        (0: one message per committed batch).  A tape is read by people and drawn by
+        screens; per-fill detail goes to each party's private channel at once.  Without
+        it a busy market sends every subscriber one frame per commit batch."""
+        self._tape: dict[str, list[Any]] = {}
+        self._tape_due: asyncio.TimerHandle | None = None
         self.bus = bus
         self.clock_ms = clock_ms
         self.epoch = secrets.token_hex(8)
@@ -225,8 +239,25 @@ class Sequencer:
         for _, events in published:
             for event in events:
                 self._event(event, items, tape)
-        for market, trades in tape.items():
-            items.append(self._item(f"trades:{market}", "update", {"trades": trades}))
+        if self.tape_s <= 0:
+            for market, trades in tape.items():
+                items.append(self._item(f"trades:{market}", "update", {"trades": trades}))
+        else:
+            for market, trades in tape.items():
+                self._tape.setdefault(market, []).extend(trades)
+            if self._tape and self._tape_due is None:
+                loop = asyncio.get_running_loop()
+                self._tape_due = loop.call_later(self.tape_s, self._flush_tape)
+        if items:
+            self.bus.send(items)
+
+    def _flush_tape(self) -> None:
+        self._tape_due = None
+        items = [
+            self._item(f"trades:{market}", "update", {"trades": trades})
+            for market, trades in sorted(self._tape.items())
+        ]
+        self._tape.clear()
         if items:
             self.bus.send(items)
 

@@ -96,10 +96,10 @@ class Screen(asyncio.Protocol):
                 return
             self.open = True
             buf = buf[end + 4 :]
-            if self.first:
-                mask = b"\x00\x00\x00\x00"
-                assert self.transport is not None
-                self.transport.write(bytes((0x81, 0x80 | len(self.first))) + mask + self.first)
+            mask = b"\x00\x00\x00\x00"
+            assert self.transport is not None
+            for first in self.first.split(b"\n") if self.first else ():  # one frame each
+                self.transport.write(bytes((0x81, 0x80 | len(first))) + mask + first)
             if not self.ready.done():
                 self.ready.set_result(None)
         now = time.monotonic()
@@ -187,15 +187,16 @@ async def post_bare(port: int, rate: float, seconds: float, tally: Tally) -> int
 
 
 async def open_screens(
-    port: int, count: int, tally: Tally, first: bytes, bare: bool
+    port: int, count: int, tally: Tally, first: bytes, bare: bool, kind: type[Screen] | None = None
 ) -> list[Screen]:
+    make = kind or Screen
     loop = asyncio.get_running_loop()
     screens: list[Screen] = []
     for i in range(0, count, 200):
         batch = []
         for _ in range(min(200, count - i)):
             _, proto = await loop.create_connection(
-                lambda: Screen(tally, first, bare), "127.0.0.1", port
+                lambda: make(tally, first, bare), "127.0.0.1", port
             )
             batch.append(proto)
         await asyncio.gather(*(s.ready for s in batch))
@@ -277,7 +278,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench_feeds_"))
     env = dict(os.environ, AUCTION_DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'b.db'}",
                AUCTION_SNAPSHOT_PATH=str(tmp / "snap"),
-               AUCTION_RATE_PER_PRINCIPAL="10000")  # fmt: skip
+               AUCTION_RATE_PER_PRINCIPAL="10000",
+               AUCTION_WS_CONFLATE_S="0.05")  # fmt: skip  # the figures in BENCHMARKS.md
 
     def cli(*a: str) -> str:
         return subprocess.run([sys.executable, "-m", "auction", *a], env=env, check=True,

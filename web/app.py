@@ -97,19 +97,23 @@ def create_app(
         )
         prices = PriceService(store, db, clock, runner.engine._catalogue.settlement)
         runner.subscribe(prices.on_commit)
-        hub = Hub(max_buffer=settings.ws_max_buffer, heartbeat_s=settings.ws_heartbeat_s)
+        hub = Hub(
+            max_buffer=settings.ws_max_buffer,
+            heartbeat_s=settings.ws_heartbeat_s,
+            conflate_s=settings.ws_conflate_s,
+        )
         feed_tasks: list[Coroutine[Any, Any, None]] = [hub.run()]
         closers: list[Callable[[], Awaitable[None]]] = []
         if settings.redis_url:
             publisher = RedisPublisher(settings.redis_url)
             follower = RedisSubscriber(settings.redis_url, hub)
-            sequencer = Sequencer(runner.engine, publisher)
+            sequencer = Sequencer(runner.engine, publisher, tape_s=settings.ws_conflate_s)
             feed_tasks += [publisher.run(), follower.run()]
             redis = aioredis.Redis.from_url(settings.redis_url)
             tickets = Tickets(redis)
             closers += [publisher.close, follower.close, redis.aclose]
         else:
-            sequencer = Sequencer(runner.engine, LocalBus(hub))
+            sequencer = Sequencer(runner.engine, LocalBus(hub), tape_s=settings.ws_conflate_s)
             tickets = Tickets()
         sequencer.start()
         runner.watch(sequencer.capture, sequencer.committed)
@@ -188,7 +192,11 @@ def create_feeds_app(settings: Settings) -> AuctionApp:
         db = make_engine(settings.database_url)
         accounts = Accounts(db)
         redis = aioredis.Redis.from_url(settings.redis_url or "")
-        hub = Hub(max_buffer=settings.ws_max_buffer, heartbeat_s=settings.ws_heartbeat_s)
+        hub = Hub(
+            max_buffer=settings.ws_max_buffer,
+            heartbeat_s=settings.ws_heartbeat_s,
+            conflate_s=settings.ws_conflate_s,
+        )
         follower = RedisSubscriber(settings.redis_url or "", hub)
         tasks = [asyncio.create_task(follower.run()), asyncio.create_task(hub.run())]
         app.feed = FeedEndpoint(

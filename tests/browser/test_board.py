@@ -4,6 +4,7 @@ stale when the feed stops and live again when it returns."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -71,7 +72,7 @@ def test_board_shows_every_demo_market_and_a_trade_within_a_second(
     # text alternatives: the sparkline says the day in words
     spark = row(page, "ebike:330502").locator("svg")
     expect(spark).to_have_attribute("role", "img")
-    assert "¥10,050/t" in (spark.get_attribute("aria-label") or "")
+    expect(spark).to_have_attribute("aria-label", re.compile("¥10,050/t"))  # the tape's tick
     assert unlabelled(page) == []
     page.screenshot(path=shots / "board-desktop.png", full_page=True)
 

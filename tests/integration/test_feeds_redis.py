@@ -54,9 +54,16 @@ def test_two_processes_serve_the_same_sequenced_stream(tmp_path: Path) -> None:
                 await post(
                     main, "/v1/lots", "s1", {"mode": "one_click", "market": M, "weight_kg": 300}
                 )
-            # each side has seen the last trade (10 lots: 10 trade messages)
+            # each side has seen the last trade (10 lots: 10 prints, gathered into tape
+            # messages per the screens' tick)
             for feed in feeds:
-                await feed.until(f"trades:{M}", lambda m: m["seq"] == 10, timeout=10)
+                prints = [0]
+
+                def all_ten(m: dict[str, Any], prints: list[int] = prints) -> bool:
+                    prints[0] += len(m["data"]["trades"]) if m["type"] == "update" else 0
+                    return prints[0] == 10
+
+                await feed.until(f"trades:{M}", all_ten, timeout=10)
                 await feed.until(
                     "board",
                     lambda m: (m["data"].get("markets") or {}).get(M, {}).get("trades") == 10,

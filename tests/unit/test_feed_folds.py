@@ -5,6 +5,7 @@ and every lossless channel's seqs are consecutive."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -128,3 +129,33 @@ def test_the_oldest_auction_rooms_go_first_and_nothing_else(
     assert sorted(folds.states) == [
         "auction:3", "auction:4", "auction:5", f"book:{MARKETS[0]}", "private:ra",
     ]  # fmt: skip
+
+
+def test_the_tape_gathers_a_windows_trades_into_one_message_and_loses_none() -> None:
+    """With ``tape_s``, a market's trades from many commit batches go out as one message
+    per window: fewer frames for every screen, every print still there, in order."""
+    from auction.messages import Traded
+    from tests.unit.test_engine import bid, lot
+
+    async def run() -> tuple[list[int], list[Item]]:
+        engine = Engine()
+        engine.apply(SetBuyingPower(bidder=PrincipalId("ra"), limit_fen=10**13), T0)
+        engine.apply(bid(1, "ra", 1_000_000, 100_000), T0)
+        hub = Hub()
+        bus = Recording(hub)
+        sequencer = Sequencer(engine, bus, tape_s=0.05)
+        sequencer.start()
+        traded: list[int] = []
+        for i in range(30):  # 30 batches, one sale each, within one window
+            events = engine.apply(lot(100 + i, "s1", 200), T0 + timedelta(milliseconds=i))
+            traded += [e.trade_id for e in events if isinstance(e, Traded)]
+            sequencer.committed([(i + 1, events)], sequencer.capture([(i + 1, events)]))
+        assert not [i for i in bus.items if i[0].startswith("trades:")]  # not yet
+        await asyncio.sleep(0.15)
+        return traded, [i for i in bus.items if i[0].startswith("trades:")]
+
+    traded, tape = asyncio.run(run())
+    assert len(traded) == 30
+    assert len(tape) == 1, [len(i[3]["trades"]) for i in tape]
+    assert [t["trade_id"] for item in tape for t in item[3]["trades"]] == traded
+    assert [item[1] for item in tape] == list(range(1, len(tape) + 1))
