@@ -45,6 +45,9 @@ class BuyingPower:
 
     # -- reading -----------------------------------------------------------------------
 
+    def count(self) -> int:
+        return len(self._holds)
+
     def units(self, price_fen_per_t: int, weight_kg: int) -> int:
         return self.ratio_bp * price_fen_per_t * weight_kg
 

@@ -216,6 +216,17 @@ class Engine(Sales):
             return bid.price
         return None
 
+    def sizes(self) -> dict[str, int]:
+        """How much the engine holds: lots (every one stays until settlement exists),
+        auctions, offers, resting orders and buying-power holds."""
+        return {
+            "lots": len(self._lots),
+            "auctions": len(self._auctions),
+            "offers": len(self._offers),
+            "resting": len(self._entries),
+            "holds": self._bp.count(),
+        }
+
     def open_offers(self, lot_id: OrderId) -> list[Offer]:
         """The offers still open on a lot (made or countered), oldest first."""
         lot = self._lots.get(lot_id)

@@ -946,3 +946,21 @@ async def set_buying_power(
 ) -> Response:
     command = SetBuyingPower(bidder=PrincipalId(body.bidder), limit_fen=body.limit_fen)
     return await submit(ctx, request, who, command)
+
+
+@endpoint(
+    "GET",
+    "/v1/admin/state",
+    "The engine's position, size and state hash",
+    roles=frozenset({"admin"}),
+    query=({"name": "hash", "schema": {"type": "boolean"}},),
+)
+async def engine_state(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
+    """``seq`` (the last command applied) and ``state_hash``, read together: a replay of
+    the journal up to ``seq`` must give the same hash (the soak's end check).  The hash
+    reads the whole state; ``?hash=false`` leaves it out (sizes only, cheap)."""
+    engine = ctx.runner.engine
+    view: dict[str, Any] = {"seq": ctx.runner._seq, **engine.sizes()}
+    if request.query_params.get("hash", "true") != "false":
+        view["state_hash"] = engine.state_hash()
+    return json(view)

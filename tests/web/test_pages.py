@@ -77,3 +77,13 @@ def test_the_owner_sees_the_open_offers_unnamed(service: Service) -> None:
     ]
     assert "bidder" not in view["offers"][0]
     assert "offers" not in service.get("ra", f"/v1/lots/{lot_id}").json()
+
+
+def test_the_engine_state_for_admins(service: Service) -> None:
+    place_bid(service, "ra", 1_000_000, 1000)
+    full = service.get("adm", "/v1/admin/state").json()
+    assert full["seq"] >= 1 and len(full["state_hash"]) == 64
+    assert full["resting"] == 1 and full["lots"] == 0
+    cheap = service.get("adm", "/v1/admin/state?hash=false").json()
+    assert "state_hash" not in cheap and cheap["seq"] == full["seq"]
+    assert code(service.get("ra", "/v1/admin/state")) == "forbidden_role"
