@@ -1,0 +1,45 @@
+"""The load tools themselves, briefly: ``loadtests.run --soak`` with locust, quote boards
+and the end-state checks, on SQLite and on PostgreSQL + Redis.  The real figures come from
+the long runs in BENCHMARKS.md; this keeps the tools working and their checks honest."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import postgres_database, redis_url
+
+pytest.importorskip("locust")
+CORRECTNESS = ("journal", "state_hash", "read_tables", "prices", "audit")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_short_soak_agrees_with_itself(backend: str, tmp_path: Path) -> None:
+    if backend == "postgres":  # skip (or, under CI, fail) like every service test
+        for _ in postgres_database():  # PostgreSQL answers (a database made and dropped)
+            pass
+        redis_url()
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "loadtests.run", "--soak", "--backend", backend,
+         "--duration", "25", "--users", "30", "--pace", "2", "--boards", "30",
+         "--locust-boards", "2", "--stores", "20", "--recyclers", "6", "--redis-db", "9",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    result = json.loads((out / "result.json").read_text())
+    checks = result["checks"]
+    for name in CORRECTNESS:
+        assert checks[name]["ok"], (name, checks[name], done.stdout[-2000:])
+    # (memory and open files are judged by the long soak; 25 s is all warm-up)
+    assert done.returncode == 0 or "soak checks failed" in done.stderr, done.stderr[-2000:]
+    summary = result["locust"]["summary"]
+    assert summary["writes"] > 100 and summary["failures"] == 0, summary
+    assert checks["read_tables"]["trades"] > 0
+    assert result["boards"]["screens"] == 28 and result["boards"]["closed_early"] == 0
+    assert result["boards"]["trades_seen"] > 0
+    assert (out / "report.md").read_text().startswith("# Soak")
