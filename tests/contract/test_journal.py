@@ -235,6 +235,8 @@ async def build_journal(url: str, n: int = 12) -> None:
          "update audit set seq = 6 where seq = -5; update audit set seq = 5 where seq = -6", 5),
         ("insert into audit select seq + 100, at_us, principal, action, digest, prev_hash, hash "
          "from audit where seq = 3", 13),
+        ("delete from journal where seq = 12", 12),  # the last command removed
+        ("delete from audit where seq = 12", 12),  # the last audit row removed
     ],
 )  # fmt: skip
 def test_audit_chain_names_the_first_broken_row(database_url: str, tamper: str, row: int) -> None:
