@@ -440,6 +440,11 @@ def render(result: dict[str, Any]) -> str:
             f"{a['ceiling_seconds']} s): **{c['ok_per_s']} durable bids/s**, "
             f"p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms (answers {c['codes']}).",
         ]
+    grew = result.get("memory_grew")
+    if grew:
+        lines += ["", "What grew over the steady window (tracemalloc, by line):", ""]
+        lines += [f"- {kib / 1024:+.1f} MiB `{where}`" for where, kib in
+                  ((w, b / 1024) for w, b in grew.items())]  # fmt: skip
     checks = result.get("checks")
     if checks:
         lines += ["", "| end-state check | ok | detail |", "|---|---|---|"]
@@ -531,6 +536,11 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--redis-db", type=int, default=REDIS_DB)
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="trace the server's allocations; the report lists what grew",
+    )
     args = parser.parse_args()
     if args.steady_after is None:
         args.steady_after = args.duration / 2 if args.soak else 20.0
@@ -549,6 +559,8 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, **backend_env, "AUCTION_SNAPSHOT_PATH": str(tmp / "snap"),
            "AUCTION_RATE_PER_PRINCIPAL": "1000000"}  # fmt: skip
+    if args.tracemalloc:
+        env["PYTHONTRACEMALLOC"] = "1"
     log = out / "service.log"
     server = subprocess.Popen(
         [sys.executable, "-m", "auction", "serve", "--port", str(port)],
@@ -593,6 +605,11 @@ def main() -> None:
         t1 = time.monotonic()
         sizes1 = api.call("GET", "/v1/admin/state?hash=false", "admin")
         result["engine"] = {"start": sizes0, "end": sizes1}
+        if "memory" in sizes1:
+            grew = {k: v - sizes0.get("memory", {}).get(k, 0) for k, v in sizes1["memory"].items()}
+            result["memory_grew"] = dict(sorted(grew.items(), key=lambda kv: -kv[1])[:15])
+            for side in (sizes0, sizes1):
+                side.pop("memory", None)
         if swarm is not None:
             swarm.terminate()
             stdout, _ = swarm.communicate(timeout=60)

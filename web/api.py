@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -963,4 +964,7 @@ async def engine_state(ctx: Context, request: ApiRequest, who: Principal, body: 
     view: dict[str, Any] = {"seq": ctx.runner._seq, **engine.sizes()}
     if request.query_params.get("hash", "true") != "false":
         view["state_hash"] = engine.state_hash()
+    if tracemalloc.is_tracing():  # PYTHONTRACEMALLOC=1: where the memory is, by line
+        stats = tracemalloc.take_snapshot().statistics("lineno")[:40]
+        view["memory"] = {str(s.traceback[0]): s.size for s in stats}
     return json(view)
