@@ -394,6 +394,7 @@ def render(result: dict[str, Any]) -> str:
         "",
         f"{m['date']}, {m['cpus']} cores ({m['cpu']}), Python {m['python']}; "
         f"`python -m loadtests.run {'--soak ' if a['soak'] else ''}--backend {a['backend']} "
+        f"{'--feeds ' if a.get('feeds') else ''}"
         f"--users {a['users']} --pace {a['pace']} --boards {a['boards']} "
         f"--duration {a['duration']}`",
         "",
