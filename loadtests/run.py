@@ -52,6 +52,7 @@ from auction.pricing import PriceService
 from loadtests.bench_feeds import proc_cpu_s, proc_rss_kib
 from loadtests.bench_http import Tally, drive, request_maker
 from tests.integration.crash import free_port
+from tests.integration.server import wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKETS = {  # market: daily quote, fen per tonne
@@ -144,19 +145,6 @@ def seed(api: Api, recyclers: int) -> None:
     for i in range(recyclers):
         api.call("POST", "/v1/admin/buying-power", "admin",
                  {"bidder": f"recycler-{i}", "limit_fen": 100_000_000_000})  # fmt: skip
-
-
-def wait_healthy(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    for _ in range(600):
-        try:
-            with urllib.request.urlopen(base + "/healthz", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.1)
-    raise RuntimeError(log.read_text()[-3000:])
 
 
 # -- watching the server -------------------------------------------------------------------

@@ -81,6 +81,20 @@ def make_accounts(env: dict[str, str]) -> dict[str, str]:
     return tokens
 
 
+def wait_healthy(base: str, proc: subprocess.Popen[bytes], log: Path, tries: int = 600) -> None:
+    """Until ``base`` answers ``/healthz`` with 200; the end of its log if it never does."""
+    for _ in range(tries):
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.1)
+    raise RuntimeError(log.read_text()[-3000:])
+
+
 @contextmanager
 def running(
     env: dict[str, str], tokens: dict[str, str], log_path: Path, *args: str
@@ -91,19 +105,7 @@ def running(
     proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=1) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None:
-                    break
-                time.sleep(0.1)
-        else:
-            raise RuntimeError(log_path.read_text())
-        if proc.poll() is not None:
-            raise RuntimeError(log_path.read_text())
+        wait_healthy(base, proc, log_path, tries=200)
         yield Service(base, tokens, proc)
     finally:
         proc.terminate()
