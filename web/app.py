@@ -80,6 +80,25 @@ def _routes(table: PathTable) -> list[Route]:
     return routes
 
 
+def make_hub(settings: Settings) -> Hub:
+    return Hub(
+        max_buffer=settings.ws_max_buffer,
+        heartbeat_s=settings.ws_heartbeat_s,
+        conflate_s=settings.ws_conflate_s,
+    )
+
+
+async def stop_feeds(hub: Hub, tasks: list[asyncio.Task[None]]) -> None:
+    """Close every websocket (clients reconnect elsewhere), then stop the background
+    tasks; a task that failed with anything but its cancellation raises here."""
+    hub.close_all(CLOSE_GOING_AWAY, "the service is stopping")
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def create_app(
     settings: Settings | None = None,
     clock: Clock | None = None,
@@ -97,11 +116,7 @@ def create_app(
         )
         prices = PriceService(store, db, clock, runner.engine._catalogue.settlement)
         runner.subscribe(prices.on_commit)
-        hub = Hub(
-            max_buffer=settings.ws_max_buffer,
-            heartbeat_s=settings.ws_heartbeat_s,
-            conflate_s=settings.ws_conflate_s,
-        )
+        hub = make_hub(settings)
         feed_tasks: list[Coroutine[Any, Any, None]] = [hub.run()]
         closers: list[Callable[[], Awaitable[None]]] = []
         if settings.redis_url:
@@ -155,12 +170,7 @@ def create_app(
         try:
             yield {}
         finally:
-            hub.close_all(CLOSE_GOING_AWAY, "the service is stopping")
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop_feeds(hub, tasks)
             if isinstance(store, RedisPrices):
                 await store.close()
             for close in closers:
@@ -192,11 +202,7 @@ def create_feeds_app(settings: Settings) -> AuctionApp:
         db = make_engine(settings.database_url)
         accounts = Accounts(db)
         redis = aioredis.Redis.from_url(settings.redis_url or "")
-        hub = Hub(
-            max_buffer=settings.ws_max_buffer,
-            heartbeat_s=settings.ws_heartbeat_s,
-            conflate_s=settings.ws_conflate_s,
-        )
+        hub = make_hub(settings)
         follower = RedisSubscriber(settings.redis_url or "", hub)
         tasks = [asyncio.create_task(follower.run()), asyncio.create_task(hub.run())]
         app.feed = FeedEndpoint(
@@ -212,10 +218,7 @@ def create_feeds_app(settings: Settings) -> AuctionApp:
         try:
             yield {}
         finally:
-            hub.close_all(CLOSE_GOING_AWAY, "the service is stopping")
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await stop_feeds(hub, tasks)
             await follower.close()
             await redis.aclose()
             await db.dispose()
