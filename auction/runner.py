@@ -45,6 +45,7 @@ from auction.codec import decode_command, encode_command, fingerprint
 from auction.engine import Engine
 from auction.errors import ClientError, InvariantBroken
 from auction.faults import fault
+from auction.idempotency import KeyIndex
 from auction.journal import Batch, Journal, audit_hash, from_us, to_us
 from auction.messages import (
     AnyCommand,
@@ -176,10 +177,11 @@ class Runner:
         self._generation = 0  # bumped when a commit fails: later batches are void
         self._pipe: asyncio.Queue[_Pending] = asyncio.Queue(1)
         self._broken = asyncio.Event()
-        # committed keys -> (fingerprint, created_us); pruned after ``key_retention``
-        self._keys: dict[tuple[str, str], tuple[str, int]] = {}
+        # committed keys, as digests; forgotten after ``key_retention``
+        self._known = KeyIndex()
         self._pruned_at: datetime | None = None
-        self._answers: OrderedDict[tuple[str, str], bytes] = OrderedDict()  # recent ones
+        # the most recent keys' (fingerprint, created_us, answer), oldest first
+        self._answers: OrderedDict[tuple[str, str], tuple[str, int, bytes]] = OrderedDict()
         self._inflight: dict[tuple[str, str], str] = {}
 
     # -- start-up ----------------------------------------------------------------------
@@ -190,8 +192,8 @@ class Runner:
         runner = cls(Engine(), clock, journal, **kwargs)
         await runner.recover()
         since = to_us(clock.now() - runner._retention)
-        for principal, key, fp, created in await journal.idempotency_keys(since):
-            runner._keys[(principal, key)] = (fp, created)
+        for principal, key, _, created in await journal.idempotency_keys(since):
+            runner._known.add(principal, key, created)
         return runner
 
     async def recover(self) -> None:
@@ -239,14 +241,20 @@ class Runner:
                 raise ClientError(
                     "idempotency_in_flight", "a request with this key is still being applied"
                 )
-            known = self._keys.get(ik)
-            if known is not None:
-                if known[0] != fp:
+            if self._known.maybe_known(*ik):
+                first = await self._first_answer(ik)
+                if first is not None:
+                    if first[0] != fp:
+                        raise ClientError(
+                            "idempotency_key_reused",
+                            "this idempotency key was used for a different request",
+                        )
+                    answer = _answer_decoder.decode(first[1])
+                    return Answer(answer.seq, answer.events, replay=True)
+                if ik in self._inflight:  # queued by another caller while we looked
                     raise ClientError(
-                        "idempotency_key_reused",
-                        "this idempotency key was used for a different request",
+                        "idempotency_in_flight", "a request with this key is still being applied"
                     )
-                return await self._replay(ik)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Answer] = loop.create_future()
         item = _Item(command, future, principal, key, fp)
@@ -268,16 +276,15 @@ class Runner:
             await asyncio.sleep(0.01)
         await self._pipe.join()
 
-    async def _replay(self, ik: tuple[str, str]) -> Answer:
-        raw = self._answers.get(ik)
-        if raw is None:
-            assert self.journal is not None
-            stored = await self.journal.idempotent_answer(*ik)
-            if stored is None:
-                raise InvariantBroken(f"idempotency key {ik} is known but has no answer")
-            raw = stored[1].encode()
-        first = _answer_decoder.decode(raw)
-        return Answer(first.seq, first.events, replay=True)
+    async def _first_answer(self, ik: tuple[str, str]) -> tuple[str, bytes] | None:
+        """``(fingerprint, answer)`` of the request first made with this key, or None if
+        the key is not (or no longer) known: a digest collision, or pruned."""
+        recent = self._answers.get(ik)
+        if recent is not None:
+            return recent[0], recent[2]
+        assert self.journal is not None  # keys are only kept with a journal
+        stored = await self.journal.idempotent_answer(*ik)
+        return (stored[0], stored[1].encode()) if stored is not None else None
 
     # -- the writer --------------------------------------------------------------------
 
@@ -401,8 +408,8 @@ class Runner:
                 return
             for row in batch.idempotency:
                 ik = (row["principal"], row["key"])
-                self._keys[ik] = (row["fingerprint"], row["created_us"])
-                self._answers[ik] = row["answer"].encode()
+                self._known.add(*ik, row["created_us"])
+                self._answers[ik] = (row["fingerprint"], row["created_us"], row["answer"].encode())
                 if len(self._answers) > 10_000:
                     self._answers.popitem(last=False)
         for item, answer in pending.answers:
@@ -426,8 +433,8 @@ class Runner:
             return
         self._pruned_at = now
         cutoff = to_us(now - self._retention)
-        self._keys = {k: v for k, v in self._keys.items() if v[1] >= cutoff}
-        for ik in [k for k in self._answers if k not in self._keys]:
+        self._known.forget_before(cutoff)
+        for ik in [ik for ik, (_, created, _) in self._answers.items() if created < cutoff]:
             del self._answers[ik]
         try:
             await self.journal.prune_idempotency(cutoff)

@@ -325,3 +325,37 @@ def test_idempotency_keys_are_kept_a_day_then_pruned(database_url: str) -> None:
         assert not fresh.replay
 
     run(with_runner(database_url, body))
+
+
+def test_idempotency_keys_that_share_a_digest_stay_apart(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Memory keeps only digests of keys; with every key on one digest the database must
+    still tell a retry from a new request, before and after a restart."""
+    from auction import idempotency
+
+    monkeypatch.setattr(idempotency, "digest", lambda principal, key: 0)
+    fund = SetBuyingPower(bidder=PrincipalId("ra"), limit_fen=10**9)
+    bid = PlaceBid(bid_id=OrderId(5), market=M, owner=PrincipalId("ra"), org=OrgId("RA"),
+                   price_fen_per_t=1_000_000, qty_kg=100)  # fmt: skip
+
+    async def body(runner: Runner, journal: Journal, clock: ManualClock) -> None:
+        first = await runner.submit(fund, principal="admin", key="a")
+        placed = await runner.submit(bid, principal="ra", key="b")  # same digest, new key
+        assert not placed.replay and placed.seq == first.seq + 1  # type: ignore[operator]
+        assert (await runner.submit(fund, principal="admin", key="a")).replay
+        with pytest.raises(ClientError) as err:
+            await runner.submit(bid, principal="admin", key="a")
+        assert err.value.code == "idempotency_key_reused"
+        assert await journal.last_seq() == 2
+
+    run(with_runner(database_url, body))
+
+    async def after_restart(runner: Runner, journal: Journal, clock: ManualClock) -> None:
+        again = await runner.submit(bid, principal="ra", key="b")
+        assert again.replay and again.seq == 2  # from the database, not memory
+        fund_rb = SetBuyingPower(bidder=PrincipalId("rb"), limit_fen=10**9)
+        other = await runner.submit(fund_rb, principal="rb", key="b")  # rb's own key "b"
+        assert not other.replay and other.seq == 3
+
+    run(with_runner(database_url, after_restart))
