@@ -209,9 +209,11 @@ SQLITE_PRAGMAS = (
     "PRAGMA cache_size=-131072",  # 128 MiB, for the one writer connection (journal.py)
     "PRAGMA wal_autocheckpoint=8192",  # pages: fewer, larger checkpoints
 )
-# each pooled reader gets a smaller cache (the OS caches the file for all of them): at
-# 128 MiB each, a pool of 15 could hold ~2 GiB, and RSS kept climbing through a soak
-READER_CACHE = "PRAGMA cache_size=-16384"  # 16 MiB
+# each pooled reader gets SQLite's default 2 MiB cache.  In WAL mode a connection drops
+# its whole cache whenever another connection has written since its last read, which
+# under load is every read: a reader's cache only ever holds one query's pages, and the
+# OS caches the file for all of them.  Larger reader caches only grew RSS through a soak.
+READER_CACHE = "PRAGMA cache_size=-2048"  # 2 MiB
 
 
 def sqlite_path(engine: AsyncEngine) -> str | None:
