@@ -196,22 +196,40 @@ class Conn:
 
 
 class Ring:
-    """The resume buffer: the latest lossless messages of every channel, up to
-    ``max_bytes`` in all (the oldest go first)."""
+    """The resume buffer: the lossless messages of every channel from the last
+    ``max_age_s`` seconds, up to ``max_bytes`` in all (the oldest go first).  A client
+    back within that window gets what it missed; later, a snapshot.  The age bound keeps
+    the buffer's memory level at a steady rate instead of filling to ``max_bytes`` over
+    however long that takes; each entry counts its payload and ``ENTRY_BYTES`` besides."""
 
-    def __init__(self, max_bytes: int) -> None:
+    ENTRY_BYTES = 128  # the tuple, the bytes object's header, the time, the deque slots
+
+    def __init__(
+        self,
+        max_bytes: int,
+        max_age_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
         self.size = 0
-        self.by_channel: dict[str, deque[tuple[int, bytes]]] = {}
-        self._order: deque[str] = deque()
+        self.by_channel: dict[str, deque[tuple[int, bytes, float]]] = {}
+        self._order: deque[deque[tuple[int, bytes, float]]] = deque()  # a channel per entry
+        self._clock = clock
 
     def add(self, channel: str, seq: int, payload: bytes) -> None:
-        self.by_channel.setdefault(channel, deque()).append((seq, payload))
-        self._order.append(channel)
-        self.size += len(payload)
-        while self.size > self.max_bytes and self._order:
-            oldest = self.by_channel[self._order.popleft()]
-            self.size -= len(oldest.popleft()[1])
+        now = self._clock()
+        kept = self.by_channel.get(channel)
+        if kept is None:
+            kept = self.by_channel[channel] = deque()
+        kept.append((seq, payload, now))
+        self._order.append(kept)
+        self.size += len(payload) + self.ENTRY_BYTES
+        too_old = now - self.max_age_s
+        order = self._order
+        while order and (self.size > self.max_bytes or order[0][0][2] < too_old):
+            _, gone, _ = order.popleft().popleft()
+            self.size -= len(gone) + self.ENTRY_BYTES
 
     def since(self, channel: str, seq: int, current: int) -> list[bytes] | None:
         """The messages after ``seq`` up to ``current``, or None if some are gone."""
@@ -220,7 +238,7 @@ class Ring:
         kept = self.by_channel.get(channel)
         if not kept or seq > current or kept[0][0] > seq + 1:
             return None
-        return [payload for s, payload in kept if s > seq]
+        return [payload for s, payload, _ in kept if s > seq]
 
     def clear(self) -> None:
         self.by_channel.clear()
@@ -238,6 +256,7 @@ class Hub:
     behind_close_s: float = 5.0
     abort_after_s: float = 2.0
     ring_bytes: int = 32 * 1024 * 1024
+    ring_s: float = 60.0
     epoch: str = ""
     folds: Folds = field(default_factory=Folds)
     stats: FeedStats = field(default_factory=FeedStats)
@@ -245,7 +264,7 @@ class Hub:
     def __post_init__(self) -> None:
         self.subs: dict[str, dict[Conn, None]] = {}
         self.conns: dict[Conn, None] = {}
-        self.ring = Ring(self.ring_bytes)
+        self.ring = Ring(self.ring_bytes, self.ring_s)
         self._pending: dict[str, tuple[int, dict[str, Any]]] = {}
         self._flush_at: dict[str, asyncio.TimerHandle | asyncio.Handle] = {}
         self._last_flush: dict[str, float] = {}
