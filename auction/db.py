@@ -205,8 +205,11 @@ SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=FULL",
     "PRAGMA busy_timeout=5000",
-    # the journal and read tables grow all day: keep their index pages in memory
-    "PRAGMA cache_size=-131072",  # 128 MiB, for the one writer connection (journal.py)
+    # the writer's cache holds the index pages its inserts touch; the OS caches the rest
+    # of the file.  32 MiB commits as fast as 128 MiB did (bench_journal, 100 k commands:
+    # 7,505 and 8,820/s against 7,426 and 8,096/s) and, unlike it, is full long before a
+    # day's tables outgrow it, so the process' memory stops growing early.
+    "PRAGMA cache_size=-32768",  # 32 MiB, for the one writer connection (journal.py)
     "PRAGMA wal_autocheckpoint=8192",  # pages: fewer, larger checkpoints
 )
 # each pooled reader gets SQLite's default 2 MiB cache.  In WAL mode a connection drops

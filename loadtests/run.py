@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import json
 import os
@@ -160,14 +161,33 @@ def machine_busy() -> tuple[float, float]:
 
 class Sampler(threading.Thread):
     """The server's CPU (share of one core), RSS (KiB) and open files once a second, at
-    ``time.monotonic()`` times; and the whole machine's busy cores (``machine``)."""
+    ``time.monotonic()`` times; the whole machine's busy cores (``machine``); and the CPU
+    of the other processes of the run (``watch``: locust, the boards, a feeds process),
+    which share the machine's cores with the server."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.pid = pid
         self.rows: list[tuple[float, float, int, int]] = []
         self.machine: list[tuple[float, float]] = []
+        self.others: dict[str, list[tuple[float, float]]] = {}  # name -> (time, cores)
+        self._watched: dict[str, tuple[int, float, float]] = {}  # name -> (pid, t, cpu s)
         self.done = threading.Event()
+
+    def watch(self, name: str, pid: int) -> None:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            self._watched[name] = (pid, time.monotonic(), proc_cpu_s(pid))
+        self.others.setdefault(name, [])
+
+    def _sample_others(self) -> None:
+        for name, (pid, t, cpu) in list(self._watched.items()):
+            try:
+                now, used = time.monotonic(), proc_cpu_s(pid)
+            except (FileNotFoundError, ProcessLookupError):
+                del self._watched[name]
+                continue
+            self.others[name].append((now, (used - cpu) / max(1e-9, now - t)))
+            self._watched[name] = (pid, now, used)
 
     def run(self) -> None:
         last_t, last_cpu = time.monotonic(), proc_cpu_s(self.pid)
@@ -184,6 +204,7 @@ class Sampler(threading.Thread):
             self.machine.append((now, cores))
             self.rows.append((now, (cpu - last_cpu) / (now - last_t), rss, fds))
             last_t, last_cpu, last_busy, last_total = now, cpu, busy, total
+            self._sample_others()
 
     def window(self, start: float, end: float) -> list[tuple[float, float, int, int]]:
         return [r for r in self.rows if start <= r[0] <= end]
@@ -195,6 +216,15 @@ def slope_per_min(rows: list[tuple[float, float, int, int]], col: int) -> float:
     return (
         statistics.linear_regression([r[0] for r in rows], [float(r[col]) for r in rows]).slope * 60
     )
+
+
+def minute_median(rows: list[tuple[float, float, int, int]], col: int, *, first: bool) -> float:
+    """The median of column ``col`` over the first (or last) 60 s of ``rows``."""
+    if not rows:
+        return 0.0
+    edge = rows[0][0] + 60 if first else rows[-1][0] - 60
+    inside = [r[col] for r in rows if (r[0] <= edge if first else r[0] >= edge)]
+    return float(statistics.median(inside))
 
 
 # -- the end of a soak ---------------------------------------------------------------------
@@ -337,9 +367,12 @@ async def soak_checks(
         lots_added=lots, kib_per_lot=round(per_lot, 2),
         detail="RSS growth over the steady window <= 2 KiB per lot the engine keeps + 8 MiB",
     )  # fmt: skip
+    # open files: the median of the window's first minute against its last minute's (one
+    # sample at each end also counts the pool's spare connections of that second)
+    first, last = server["fds_first_minute"], server["fds_last_minute"]
     out["fds_flat"] = check(
-        server["fds_end"] <= server["fds_start"] + 5, fds_start=server["fds_start"],
-        fds_end=server["fds_end"], detail="open files steady (within 5)",
+        last <= first + 5, fds_first_minute=first, fds_last_minute=last,
+        detail="open files steady (median of the last minute within 5 of the first's)",
     )  # fmt: skip
     return out
 
@@ -421,6 +454,13 @@ def render(result: dict[str, Any]) -> str:
               f"RSS {s['rss_mib_start']} → {s['rss_mib_end']} MiB "
               f"({s['rss_mib_per_min']} MiB/min); "
               f"open files {s['fds_start']} → {s['fds_end']}."]  # fmt: skip
+    others = s.get("others_cpu_mean")
+    if others:
+        lines[-1] += (
+            " The run's other processes, on the same cores: "
+            + ", ".join(f"{name} {cores} of a core" for name, cores in others.items())
+            + "."
+        )
     c = result.get("ceiling")
     if c:
         lines += [
@@ -571,6 +611,7 @@ def main() -> None:
                 env=env, stdout=open(out / "feeds.log", "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
             )  # fmt: skip
             wait_healthy(f"http://127.0.0.1:{board_port}", feeds, out / "feeds.log")
+            sampler.watch("feeds", feeds.pid)
         swarm = None
         if args.boards > args.locust_boards:
             swarm = subprocess.Popen(
@@ -579,6 +620,7 @@ def main() -> None:
                  "--markets", ",".join(MARKETS), "--seconds", str(args.duration + 120)],
                 stdout=subprocess.PIPE, text=True, env=env,
             )  # fmt: skip
+            sampler.watch("boards", swarm.pid)
             time.sleep(5)  # the boards connect first, as shops open in the morning
         load_env = {**env, "LOAD_ACCOUNTS": str(out / "accounts.json"),
                     "LOAD_PACE": str(args.pace), "LOAD_LOCUST_BOARDS": str(args.locust_boards),
@@ -588,6 +630,7 @@ def main() -> None:
         api = Api(base, tokens)
         t0 = time.monotonic()
         locust = start_locust(args, base, out, load_env)
+        sampler.watch("locust", locust.pid)
         time.sleep(args.steady_after)
         sizes0 = api.call("GET", "/v1/admin/state?hash=false", "admin")
         locust.wait(timeout=args.duration + 120)
@@ -621,7 +664,14 @@ def main() -> None:
             "rss_mib_per_min": round(slope_per_min(steady, 2) / 1024, 2),
             "fds_start": steady[0][3] if steady else None,
             "fds_end": steady[-1][3] if steady else None,
+            "fds_first_minute": minute_median(steady, 3, first=True),
+            "fds_last_minute": minute_median(steady, 3, first=False),
             "fds_per_min": round(slope_per_min(steady, 3), 2),
+            "others_cpu_mean": {
+                name: round(statistics.fmean(inside), 2)
+                for name, rows in sampler.others.items()
+                if (inside := [c for t, c in rows if t0 + args.steady_after <= t <= t1])
+            },
         }
         if args.soak:
             time.sleep(2)  # let the last commits land

@@ -44,4 +44,7 @@ def test_a_short_soak_agrees_with_itself(backend: str, tmp_path: Path) -> None:
     assert checks["read_tables"]["trades"] > 0
     assert result["boards"]["screens"] == 28 and result["boards"]["closed_early"] == 0
     assert result["boards"]["trades_seen"] > 0
+    # the clients' own CPU is measured too: they share the server's cores
+    assert result["server"]["others_cpu_mean"]["locust"] > 0
+    assert "boards" in result["server"]["others_cpu_mean"]
     assert (out / "report.md").read_text().startswith("# Soak")
