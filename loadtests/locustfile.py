@@ -66,6 +66,7 @@ class Party(FastHttpUser):
         self.me = people[random.randrange(len(people))]
         self.auth = {"Authorization": f"Bearer {self.me['token']}"}
         self.keys = 0
+        self.refusal: dict[str, Any] = {}  # the last business refusal's body
 
     def send(self, method: str, path: str, name: str, body: Any = None) -> Any:
         """One request; expected business refusals are successes, tallied by code."""
@@ -82,7 +83,8 @@ class Party(FastHttpUser):
                 resp.success()
                 return resp.json()
             try:
-                code = resp.json().get("code", "")
+                self.refusal = resp.json()
+                code = self.refusal.get("code", "")
             except Exception:
                 code = ""
             if code in EXPECTED:
@@ -154,6 +156,9 @@ class Recycler(Party):
         super().on_start()
         self.bids: dict[str, dict[int, int]] = {m: {} for m in self.me["markets"]}  # id: price
         self.rooms: dict[str, tuple[float, list[tuple[int, float]]]] = {}
+        self.values: dict[int, int] = {}  # lot: what this desk will pay for it, fen/t
+        self.room: dict[int, tuple[int, float]] = {}  # lot: (minimum next bid, when seen)
+        self.maximum: dict[int, int] = {}  # lot: the proxy maximum it holds there
 
     def price(self, market: str, now: int | None = None) -> int:
         """Around the daily quote, and never the price it has now (an amendment must
@@ -194,10 +199,13 @@ class Recycler(Party):
     @task(2)
     def bid_in_auctions(self) -> None:
         """A proxy maximum on a lot in auction.  The list of lots is read every 15 s or so
-        (a trading page gets the rooms live over the websocket, not by polling); the
-        maximum is the recycler's own valuation around the daily quote, and near the
-        close it bids again a little higher (late bids).  A maximum under the minimum
-        next bid, or a lot closed meanwhile, is refused: that is the trade."""
+        (a trading page gets the rooms live over the websocket, not by polling).  Each
+        desk values each lot on its own, around the daily quote, and near the close
+        (30% of the time here) stretches that a little: a late bid.  Like a trader
+        watching the room, it looks at the room's minimum next bid (``GET /v1/lots/{id}``,
+        at most every 10 s a lot; a page has it live over the websocket) and bids only
+        where it will pay that and does not hold that maximum already.  A bid still
+        refused (the room moved on meanwhile, the lot closed) is the trade."""
         market = random.choice(self.me["markets"])
         now = time.monotonic()
         seen, lots = self.rooms.get(market, (0.0, []))
@@ -209,10 +217,25 @@ class Recycler(Party):
         if not lots:
             return
         lot, _ = random.choice(lots)
-        late = random.random() < 0.3
-        top = daily(market) + random.randint(-4, 8 if late else 4) * 5_000
-        self.send("POST", f"/v1/lots/{lot}/bids", "POST auction bid",
-                  {"max_price_fen_per_t": top})  # fmt: skip
+        value = self.values.setdefault(lot, daily(market) + random.randint(-4, 6) * 5_000)
+        top = value + (10_000 if random.random() < 0.3 else 0)
+        if top <= self.maximum.get(lot, 0):
+            return  # it holds this maximum already
+        least, looked = self.room.get(lot, (0, 0.0))
+        if now - looked > 10:  # look at the room: its minimum next bid now
+            view = self.send("GET", f"/v1/lots/{lot}", "GET room")
+            auction = (view or {}).get("auction") or {}
+            least = int(auction.get("min_next_bid_fen_per_t") or 0) if view else 1 << 62
+            self.room[lot] = (least, now)
+        if top < least:
+            return  # priced out
+        answer = self.send("POST", f"/v1/lots/{lot}/bids", "POST auction bid",
+                           {"max_price_fen_per_t": top})  # fmt: skip
+        if answer is not None:
+            self.maximum[lot] = top
+        elif self.refusal.get("code") == "below_increment":
+            least = int(self.refusal.get("min_next_bid_fen_per_t") or top + 1)
+            self.room[lot] = (least, now)
 
     @task(1)
     def book(self) -> None:
