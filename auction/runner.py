@@ -284,7 +284,10 @@ class Runner:
             return recent[0], recent[2]
         assert self.journal is not None  # keys are only kept with a journal
         stored = await self.journal.idempotent_answer(*ik)
-        return (stored[0], stored[1].encode()) if stored is not None else None
+        if stored is not None:
+            return stored[0], stored[1].encode()
+        recent = self._answers.get(ik)  # committed while the database was asked?
+        return (recent[0], recent[2]) if recent is not None else None
 
     # -- the writer --------------------------------------------------------------------
 
