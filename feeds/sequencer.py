@@ -235,29 +235,29 @@ class Sequencer:
             if bids or asks:
                 self._depth[market] = new
                 items.append(self._item(f"book:{market}", "update", {"bids": bids, "asks": asks}))
-        tape: dict[str, list[Any]] = {}
         for _, events in published:
             for event in events:
-                self._event(event, items, tape)
+                self._event(event, items, self._tape)
         if self.tape_s <= 0:
-            for market, trades in tape.items():
-                items.append(self._item(f"trades:{market}", "update", {"trades": trades}))
-        else:
-            for market, trades in tape.items():
-                self._tape.setdefault(market, []).extend(trades)
-            if self._tape and self._tape_due is None:
-                loop = asyncio.get_running_loop()
-                self._tape_due = loop.call_later(self.tape_s, self._flush_tape)
+            items += self._tape_items()
+        elif self._tape and self._tape_due is None:
+            loop = asyncio.get_running_loop()
+            self._tape_due = loop.call_later(self.tape_s, self._flush_tape)
         if items:
             self.bus.send(items)
 
-    def _flush_tape(self) -> None:
-        self._tape_due = None
+    def _tape_items(self) -> list[Item]:
+        """One ``trades:`` message per market with the prints gathered since the last."""
         items = [
             self._item(f"trades:{market}", "update", {"trades": trades})
             for market, trades in sorted(self._tape.items())
         ]
         self._tape.clear()
+        return items
+
+    def _flush_tape(self) -> None:
+        self._tape_due = None
+        items = self._tape_items()
         if items:
             self.bus.send(items)
 
