@@ -312,13 +312,15 @@ class Journal:
                 select(func.max(journal.c.seq)).scalar_subquery(),
                 select(func.max(audit.c.seq)).scalar_subquery(),
             )
-            last, last_audit = (await conn.execute(ends)).one()
-            if (last or 0) > (last_audit or 0):
-                seq = (last_audit or 0) + 1
-                return AuditProblem(seq, f"journal row {seq} has no audit row")
-            if (last_audit or 0) > (last or 0):
-                return AuditProblem((last or 0) + 1, "has no journal row")
-            if last is None:
+            row = (await conn.execute(ends)).one()
+            last, last_audit = row[0] or 0, row[1] or 0
+            if last > last_audit:
+                return AuditProblem(
+                    last_audit + 1, f"journal row {last_audit + 1} has no audit row"
+                )
+            if last_audit > last:
+                return AuditProblem(last + 1, "has no journal row")
+            if not last:
                 return None
             result = await conn.stream(
                 select(
