@@ -962,7 +962,10 @@ async def engine_state(ctx: Context, request: ApiRequest, who: Principal, body: 
     reads the whole state; ``?hash=false`` leaves it out (sizes only, cheap)."""
     engine = ctx.runner.engine
     view: dict[str, Any] = {"seq": ctx.runner._seq, **engine.sizes()}
-    if request.query_params.get("hash", "true") != "false":
+    with_hash = request.query_params.get("hash", "true")
+    if with_hash not in ("true", "false"):
+        raise ClientError("invalid_value", "hash must be true or false", field="hash")
+    if with_hash == "true":
         view["state_hash"] = engine.state_hash()
     if tracemalloc.is_tracing():  # PYTHONTRACEMALLOC=1: where the memory is, by line
         stats = tracemalloc.take_snapshot().statistics("lineno")[:40]

@@ -87,3 +87,6 @@ def test_the_engine_state_for_admins(service: Service) -> None:
     cheap = service.get("adm", "/v1/admin/state?hash=false").json()
     assert "state_hash" not in cheap and cheap["seq"] == full["seq"]
     assert code(service.get("ra", "/v1/admin/state")) == "forbidden_role"
+    for bad in ("maybe", "", "False", "1"):
+        resp = service.get("adm", f"/v1/admin/state?hash={bad}")
+        assert resp.status_code == 422 and code(resp) == "invalid_value", bad
