@@ -274,18 +274,16 @@ class Journal:
                 yield got
                 after = got[-1][0]
 
-    async def idempotency_keys(self, since_us: int) -> list[tuple[str, str, str, int]]:
-        """``(principal, key, fingerprint, created_us)`` of keys created since ``since_us``."""
+    async def idempotency_keys(self, since_us: int) -> list[tuple[str, str, int]]:
+        """``(principal, key, created_us)`` of keys created since ``since_us`` (the runner
+        asks for a key's fingerprint and answer only when a request reuses it)."""
         async with self.engine.connect() as conn:
             result = await conn.execute(
                 select(
-                    IdempotencyRow.principal,
-                    IdempotencyRow.key,
-                    IdempotencyRow.fingerprint,
-                    IdempotencyRow.created_us,
+                    IdempotencyRow.principal, IdempotencyRow.key, IdempotencyRow.created_us
                 ).where(IdempotencyRow.created_us >= since_us)
             )
-            return [(str(a), str(b), str(c), int(d)) for a, b, c, d in result.all()]
+            return [(str(a), str(b), int(c)) for a, b, c in result.all()]
 
     async def idempotent_answer(self, principal: str, key: str) -> tuple[str, str] | None:
         """``(fingerprint, answer)`` stored for a key, if any."""

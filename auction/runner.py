@@ -192,7 +192,7 @@ class Runner:
         runner = cls(Engine(), clock, journal, **kwargs)
         await runner.recover()
         since = to_us(clock.now() - runner._retention)
-        for principal, key, _, created in await journal.idempotency_keys(since):
+        for principal, key, created in await journal.idempotency_keys(since):
             runner._known.add(principal, key, created)
         return runner
 
