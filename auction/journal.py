@@ -33,6 +33,7 @@ from auction.db import (
     sqlite_path,
     table_of,
 )
+from auction.readtables import ReadTables
 
 GENESIS = "0" * 64
 
@@ -113,6 +114,7 @@ class Journal:
         self._sql = self._statements()
         self._sqlite_path = sqlite_path(engine)
         self._writer: sqlite3.Connection | None = None
+        self.reads = ReadTables(engine, self._sqlite_path)
 
     # -- writing -----------------------------------------------------------------------
 
@@ -194,7 +196,9 @@ class Journal:
             raise
 
     def close(self) -> None:
-        """Close the writer's own SQLite connection (the engine is disposed by its owner)."""
+        """Close the writer's own SQLite connection and the readers' (the engine is disposed
+        by its owner)."""
+        self.reads.close()
         if self._writer is not None:
             self._writer.close()
             self._writer = None

@@ -22,14 +22,14 @@ from typing import Any, Final
 
 import msgspec
 from msgspec import UNSET
-from sqlalchemy import or_, select, text
+from sqlalchemy import text
 from starlette.responses import Response
 
 from auction.accounts import Accounts, Principal, TokenCache
 from auction.book import BUY, SELL
 from auction.clock import Clock
 from auction.errors import ClientError
-from auction.journal import AWARDS, BIDS, LOTS, TRADES, from_us
+from auction.journal import from_us
 from auction.messages import (
     AcceptCounter,
     AcceptOffer,
@@ -56,6 +56,7 @@ from auction.messages import (
 from auction.money import MAX_WEIGHT_KG, amount_fen
 from auction.prices import Board
 from auction.pricing import PriceService
+from auction.readtables import Where
 from auction.runner import Runner
 from auction.types import MarketId, OrderId, OrgId, PrincipalId
 from feeds.endpoint import TICKET_TTL_S, Tickets
@@ -325,27 +326,29 @@ def page_params(request: ApiRequest) -> tuple[int, int]:
     return limit, offset
 
 
-async def page(ctx: Context, query: Any, limit: int, offset: int) -> Response:
-    db = ctx.runner.journal.engine  # type: ignore[union-attr]
-    async with db.connect() as conn:
-        rows = (await conn.execute(query.limit(limit + 1).offset(offset))).mappings().all()
-    items = [dict(r) for r in rows[:limit]]
+def where(ctx: Context) -> Where:
+    return ctx.runner.journal.reads.where()  # type: ignore[union-attr]
+
+
+async def page(
+    ctx: Context, table: str, newest_first: str, conditions: Where, request: ApiRequest
+) -> Response:
+    limit, offset = page_params(request)
+    reads = ctx.runner.journal.reads  # type: ignore[union-attr]
+    items, more = await reads.page(table, newest_first, conditions, limit, offset)
     for item in items:
         if "at_us" in item:
             item["at"] = from_us(item.pop("at_us")).isoformat()
-    return json(Page(items, limit, offset, offset + limit if len(rows) > limit else None))
+    return json(Page(items, limit, offset, offset + limit if more else None))
 
 
 def region_of(market: str) -> str:
     return market.partition(":")[2]
 
 
-def region_clause(column: Any, who: Principal) -> Any:
-    return (
-        or_(*(column.like(f"%:{prefix}%") for prefix in who.regions))
-        if who.regions
-        else text("1=0")
-    )
+def in_regions(conditions: Where, who: Principal) -> None:
+    """A regulator's markets: those whose region starts with one of its regions."""
+    conditions.any_of([f"market LIKE {conditions.param(f'%:{p}%')}" for p in who.regions])
 
 
 # -- public ----------------------------------------------------------------------------
@@ -543,12 +546,12 @@ async def place_bid(
 
 @endpoint("GET", "/v1/bids", "List my standing bids", roles=RECYCLER, answers=Page)
 async def my_bids(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
-    limit, offset = page_params(request)
-    query = select(BIDS).where(BIDS.c.owner == who.id)
+    conditions = where(ctx)
+    conditions.equals("owner", who.id)
     state = request.query_params.get("state")
     if state is not None:
-        query = query.where(BIDS.c.state == state)
-    return await page(ctx, query.order_by(BIDS.c.bid_id.desc()), limit, offset)
+        conditions.equals("state", state)
+    return await page(ctx, "bids", "bid_id", conditions, request)
 
 
 object_action(
@@ -642,19 +645,19 @@ def lot_visible(lot: dict[str, Any], who: Principal) -> bool:
 
 @endpoint("GET", "/v1/lots", "List lots", roles=ALL_ROLES, answers=Page)
 async def list_lots(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
-    limit, offset = page_params(request)
-    query = select(LOTS)
+    conditions = where(ctx)
     if who.role == "regulator":
-        query = query.where(region_clause(LOTS.c.market, who))
+        in_regions(conditions, who)
     elif who.role == "recycler":
-        query = query.where(or_(LOTS.c.owner == who.id, LOTS.c.state.in_(ON_SALE)))
+        on_sale = ", ".join(conditions.param(state) for state in ON_SALE)
+        conditions.any_of([f"owner = {conditions.param(who.id)}", f"state IN ({on_sale})"])
     elif who.role != "admin":
-        query = query.where(LOTS.c.owner == who.id)
+        conditions.equals("owner", who.id)
     for name in ("market", "state", "kind"):
         value = request.query_params.get(name)
         if value is not None:
-            query = query.where(LOTS.c[name] == value)
-    return await page(ctx, query.order_by(LOTS.c.lot_id.desc()), limit, offset)
+            conditions.equals(name, value)
+    return await page(ctx, "lots", "lot_id", conditions, request)
 
 
 @endpoint("GET", "/v1/lots/{lot_id}", "Show a lot", roles=ALL_ROLES, statuses=(200, 404))
@@ -812,30 +815,29 @@ object_action(
 READERS = frozenset({"store", "recycler", "regulator", "admin"})
 
 
-def parties(table: Any, who: Principal) -> Any:
+def parties(ctx: Context, who: Principal) -> Where:
+    """Trades and awards one may read: its own; a regulator's regions; an admin's all."""
+    conditions = where(ctx)
     if who.role == "regulator":
-        return region_clause(table.c.market, who)
-    if who.role == "admin":
-        return text("1=1")
-    return or_(table.c.buyer == who.id, table.c.seller == who.id)
+        in_regions(conditions, who)
+    elif who.role != "admin":
+        mine = [f"{side} = {conditions.param(who.id)}" for side in ("buyer", "seller")]
+        conditions.any_of(mine)
+    return conditions
 
 
 @endpoint(
     "GET", "/v1/trades", "List trades (mine; a regulator's regions)", roles=READERS, answers=Page
 )
 async def list_trades(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
-    limit, offset = page_params(request)
-    query = select(TRADES).where(parties(TRADES, who)).order_by(TRADES.c.trade_id.desc())
-    return await page(ctx, query, limit, offset)
+    return await page(ctx, "trades", "trade_id", parties(ctx, who), request)
 
 
 @endpoint(
     "GET", "/v1/awards", "List awards (mine; a regulator's regions)", roles=READERS, answers=Page
 )
 async def list_awards(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
-    limit, offset = page_params(request)
-    query = select(AWARDS).where(parties(AWARDS, who)).order_by(AWARDS.c.lot_id.desc())
-    return await page(ctx, query, limit, offset)
+    return await page(ctx, "awards", "lot_id", parties(ctx, who), request)
 
 
 @endpoint("GET", "/v1/buying-power", "Show my buying power", roles=RECYCLER)
