@@ -72,7 +72,7 @@ class BidRow(Base):
     __tablename__ = "bids"
     bid_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     market: Mapped[str] = mapped_column(String(64), index=True)
-    owner: Mapped[str] = mapped_column(String(200), index=True)
+    owner: Mapped[str] = mapped_column(String(200))
     org: Mapped[str] = mapped_column(String(200))
     price_fen_per_t: Mapped[int] = mapped_column(BigInteger)
     open_kg: Mapped[int] = mapped_column(BigInteger)
@@ -84,12 +84,12 @@ class BidRow(Base):
 class LotRow(Base):
     __tablename__ = "lots"
     lot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    market: Mapped[str] = mapped_column(String(64), index=True)
-    owner: Mapped[str] = mapped_column(String(200), index=True)
+    market: Mapped[str] = mapped_column(String(64))
+    owner: Mapped[str] = mapped_column(String(200))
     org: Mapped[str] = mapped_column(String(200))
     weight_kg: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(16))
-    state: Mapped[str] = mapped_column(String(32), index=True)
+    state: Mapped[str] = mapped_column(String(32))
     updated_seq: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -98,11 +98,11 @@ class TradeRow(Base):
     trade_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     at_us: Mapped[int] = mapped_column(BigInteger)
-    market: Mapped[str] = mapped_column(String(64), index=True)
+    market: Mapped[str] = mapped_column(String(64))
     bid_id: Mapped[int] = mapped_column(BigInteger)
     lot_id: Mapped[int] = mapped_column(BigInteger, index=True)
-    buyer: Mapped[str] = mapped_column(String(200), index=True)
-    seller: Mapped[str] = mapped_column(String(200), index=True)
+    buyer: Mapped[str] = mapped_column(String(200))
+    seller: Mapped[str] = mapped_column(String(200))
     price_fen_per_t: Mapped[int] = mapped_column(BigInteger)
     weight_kg: Mapped[int] = mapped_column(BigInteger)
     amount_fen: Mapped[int] = mapped_column(BigInteger)
@@ -114,8 +114,8 @@ class AwardRow(Base):
     seq: Mapped[int] = mapped_column(BigInteger)
     at_us: Mapped[int] = mapped_column(BigInteger)
     market: Mapped[str] = mapped_column(String(64), index=True)
-    buyer: Mapped[str] = mapped_column(String(200), index=True)
-    seller: Mapped[str] = mapped_column(String(200), index=True)
+    buyer: Mapped[str] = mapped_column(String(200))
+    seller: Mapped[str] = mapped_column(String(200))
     price_fen_per_t: Mapped[int] = mapped_column(BigInteger)
     weight_kg: Mapped[int] = mapped_column(BigInteger)
     amount_fen: Mapped[int] = mapped_column(BigInteger)
@@ -190,6 +190,15 @@ class TokenRow(Base):
 
 
 Index("ix_trades_market_at", TradeRow.market, TradeRow.at_us)
+# list pages walk these newest first (migration 0004)
+Index("ix_bids_owner_bid_id", BidRow.owner, BidRow.bid_id)
+Index("ix_lots_owner_lot_id", LotRow.owner, LotRow.lot_id)
+Index("ix_lots_state_lot_id", LotRow.state, LotRow.lot_id)
+Index("ix_lots_market_lot_id", LotRow.market, LotRow.lot_id)
+Index("ix_trades_buyer_trade_id", TradeRow.buyer, TradeRow.trade_id)
+Index("ix_trades_seller_trade_id", TradeRow.seller, TradeRow.trade_id)
+Index("ix_awards_buyer_lot_id", AwardRow.buyer, AwardRow.lot_id)
+Index("ix_awards_seller_lot_id", AwardRow.seller, AwardRow.lot_id)
 Index("ix_prices_kind_key_day", PriceRow.kind, PriceRow.key, PriceRow.day)
 
 

@@ -14,15 +14,18 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auction.db import READER_CACHE, AwardRow, BidRow, LotRow, TradeRow, table_of
+
+if TYPE_CHECKING:  # accounts imports the journal, which holds these readers
+    from auction.accounts import Principal
 
 _TABLES = {t.name: t for t in map(table_of, (BidRow, LotRow, TradeRow, AwardRow))}
 # SQLite: each row as a JSON object with the table's columns as keys
@@ -42,6 +45,7 @@ class Where:
         self.dollar = dollar
         self.clauses: list[str] = []
         self.params: list[Any] = []
+        self.branches: list[str] = []
 
     def param(self, value: Any) -> str:
         """A placeholder for ``value``; numbered, so clauses may be built in any order."""
@@ -58,8 +62,18 @@ class Where:
         """At least one of ``clauses``; none matches nothing."""
         self.add(f"({' OR '.join(clauses)})" if clauses else "1 = 0")
 
-    def sql(self) -> str:
-        return f" WHERE {' AND '.join(self.clauses)}" if self.clauses else ""
+    def either(self, branches: Sequence[str]) -> None:
+        """At least one of ``branches``, each read on its own index (a UNION of pages): an
+        ``OR`` across columns would fetch and sort every match.  Once per query."""
+        assert not self.branches
+        if branches:
+            self.branches = list(branches)
+        else:
+            self.add("1 = 0")
+
+    def sql(self, branch: str | None = None) -> str:
+        clauses = [branch, *self.clauses] if branch else self.clauses
+        return f" WHERE {' AND '.join(clauses)}" if clauses else ""
 
 
 class ReadTables:
@@ -80,16 +94,7 @@ class ReadTables:
     ) -> tuple[list[dict[str, Any]], bool]:
         """Up to ``limit`` rows of ``table`` after ``offset``, by ``newest_first``
         descending, and whether more follow."""
-        assert table in _TABLES and newest_first in _TABLES[table].c, (table, newest_first)
-        inner = (
-            f"SELECT * FROM {table}{where.sql()} ORDER BY {newest_first} DESC"
-            f" LIMIT {int(limit) + 1} OFFSET {int(offset)}"
-        )
-        if self._sqlite:
-            sql = f"SELECT json_group_array({_OBJECTS[table]}) FROM ({inner})"
-        else:
-            agg = f"json_agg(t ORDER BY t.{newest_first} DESC)"
-            sql = f"SELECT coalesce({agg}, '[]')::text FROM ({inner}) t"
+        sql = self.sql(table, newest_first, where, limit + 1, offset)
         if self._file is not None:
             loop = asyncio.get_running_loop()
             text = await loop.run_in_executor(self._readers(), self._read, sql, where.params)
@@ -101,6 +106,25 @@ class ReadTables:
         # SQLite before 3.44 does not promise the aggregate keeps the subquery's order
         rows.sort(key=itemgetter(newest_first), reverse=True)
         return rows[:limit], len(rows) > limit
+
+    def sql(self, table: str, newest_first: str, where: Where, limit: int, offset: int) -> str:
+        """The query of a page: one row, one column, the JSON array of the rows."""
+        assert table in _TABLES and newest_first in _TABLES[table].c, (table, newest_first)
+        order = f" ORDER BY {newest_first} DESC"
+        window = f" LIMIT {int(limit)} OFFSET {int(offset)}"
+        if where.branches:  # the page lies within each branch's first offset + limit rows
+            top = f" LIMIT {int(offset) + int(limit)}"
+            inner = " UNION ".join(
+                f"SELECT * FROM (SELECT * FROM {table}{where.sql(b)}{order}{top}) AS b{i}"
+                for i, b in enumerate(where.branches)
+            )
+            inner += order + window
+        else:
+            inner = f"SELECT * FROM {table}{where.sql()}{order}{window}"
+        if self._sqlite:
+            return f"SELECT json_group_array({_OBJECTS[table]}) FROM ({inner})"
+        agg = f"json_agg(t ORDER BY t.{newest_first} DESC)"
+        return f"SELECT coalesce({agg}, '[]')::text FROM ({inner}) t"
 
     def _readers(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -127,3 +151,43 @@ class ReadTables:
             for conn in self._conns:
                 conn.close()
             self._conns.clear()
+
+
+# -- who reads what --------------------------------------------------------------------
+
+ON_SALE = ("open", "in_auction", "taking_offers")
+
+
+def in_regions(where: Where, who: Principal) -> None:
+    """A regulator's markets: those whose region starts with one of its regions."""
+    where.any_of([f"market LIKE {where.param(f'%:{p}%')}" for p in who.regions])
+
+
+def lots_for(where: Where, who: Principal, filters: Mapping[str, str]) -> Where:
+    """Lots one may list: a store its own; a recycler its own and every lot on sale; a
+    regulator its regions'; an admin all.  ``filters``: ``market``, ``state``, ``kind``."""
+    state = filters.get("state")
+    if who.role == "regulator":
+        in_regions(where, who)
+    elif who.role == "recycler":
+        if state is None:
+            on_sale = [f"state = {where.param(s)}" for s in ON_SALE]
+            where.either([f"owner = {where.param(who.id)}", *on_sale])
+        elif state not in ON_SALE:  # of a state on sale it sees every lot, its own too
+            where.equals("owner", who.id)
+    elif who.role != "admin":
+        where.equals("owner", who.id)
+    for name in ("market", "state", "kind"):
+        value = filters.get(name)
+        if value is not None:
+            where.equals(name, value)
+    return where
+
+
+def deals_for(where: Where, who: Principal) -> Where:
+    """Trades and awards one may read: its own; a regulator's regions; an admin's all."""
+    if who.role == "regulator":
+        in_regions(where, who)
+    elif who.role != "admin":
+        where.either([f"{side} = {where.param(who.id)}" for side in ("buyer", "seller")])
+    return where

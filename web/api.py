@@ -56,7 +56,7 @@ from auction.messages import (
 from auction.money import MAX_WEIGHT_KG, amount_fen
 from auction.prices import Board
 from auction.pricing import PriceService
-from auction.readtables import Where
+from auction.readtables import ON_SALE, Where, deals_for, lots_for
 from auction.runner import Runner
 from auction.types import MarketId, OrderId, OrgId, PrincipalId
 from feeds.endpoint import TICKET_TTL_S, Tickets
@@ -346,11 +346,6 @@ def region_of(market: str) -> str:
     return market.partition(":")[2]
 
 
-def in_regions(conditions: Where, who: Principal) -> None:
-    """A regulator's markets: those whose region starts with one of its regions."""
-    conditions.any_of([f"market LIKE {conditions.param(f'%:{p}%')}" for p in who.regions])
-
-
 # -- public ----------------------------------------------------------------------------
 
 
@@ -632,9 +627,6 @@ async def post_lot(
     return await submit(ctx, request, who, command, "lot_id")
 
 
-ON_SALE = ("open", "in_auction", "taking_offers")
-
-
 def lot_visible(lot: dict[str, Any], who: Principal) -> bool:
     if lot["owner"] == who.id or who.role == "admin":
         return True
@@ -645,18 +637,7 @@ def lot_visible(lot: dict[str, Any], who: Principal) -> bool:
 
 @endpoint("GET", "/v1/lots", "List lots", roles=ALL_ROLES, answers=Page)
 async def list_lots(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
-    conditions = where(ctx)
-    if who.role == "regulator":
-        in_regions(conditions, who)
-    elif who.role == "recycler":
-        on_sale = ", ".join(conditions.param(state) for state in ON_SALE)
-        conditions.any_of([f"owner = {conditions.param(who.id)}", f"state IN ({on_sale})"])
-    elif who.role != "admin":
-        conditions.equals("owner", who.id)
-    for name in ("market", "state", "kind"):
-        value = request.query_params.get(name)
-        if value is not None:
-            conditions.equals(name, value)
+    conditions = lots_for(where(ctx), who, request.query_params)
     return await page(ctx, "lots", "lot_id", conditions, request)
 
 
@@ -815,29 +796,18 @@ object_action(
 READERS = frozenset({"store", "recycler", "regulator", "admin"})
 
 
-def parties(ctx: Context, who: Principal) -> Where:
-    """Trades and awards one may read: its own; a regulator's regions; an admin's all."""
-    conditions = where(ctx)
-    if who.role == "regulator":
-        in_regions(conditions, who)
-    elif who.role != "admin":
-        mine = [f"{side} = {conditions.param(who.id)}" for side in ("buyer", "seller")]
-        conditions.any_of(mine)
-    return conditions
-
-
 @endpoint(
     "GET", "/v1/trades", "List trades (mine; a regulator's regions)", roles=READERS, answers=Page
 )
 async def list_trades(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
-    return await page(ctx, "trades", "trade_id", parties(ctx, who), request)
+    return await page(ctx, "trades", "trade_id", deals_for(where(ctx), who), request)
 
 
 @endpoint(
     "GET", "/v1/awards", "List awards (mine; a regulator's regions)", roles=READERS, answers=Page
 )
 async def list_awards(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
-    return await page(ctx, "awards", "lot_id", parties(ctx, who), request)
+    return await page(ctx, "awards", "lot_id", deals_for(where(ctx), who), request)
 
 
 @endpoint("GET", "/v1/buying-power", "Show my buying power", roles=RECYCLER)
