@@ -10,13 +10,17 @@ subscriber gets), kept in the resume buffer, and sent:
   ``max_buffer`` bytes; a message that would pass the bound closes the connection with
   4008 (slow consumer) instead, and the client resubscribes.
 - **conflated channels** (``board``, ``stats:M``): updates are merged per key and sent
-  at most once per ``conflate_s`` (at once if the channel was quiet that long).  A
-  subscriber whose buffer is above ``low_water`` skips frames; once it drains it gets one
-  snapshot with the latest of everything.  One that stays behind ``behind_close_s`` is
-  closed as a slow consumer.
+  at most once per tick of ``conflate_s`` (at once if the channel has sent nothing this
+  tick, else at the start of the next).  A subscriber whose buffer is above
+  ``low_water`` skips frames; once it drains it gets one snapshot with the latest of
+  everything.  One that stays behind ``behind_close_s`` is closed as a slow consumer.
 
 A connection writes frames straight to uvicorn's transport when it can (``Conn.fast``);
-under any other ASGI server it falls back to a bounded queue and a writer task.
+under any other ASGI server it falls back to a bounded queue and a writer task.  Frames
+for one connection within one turn of the event loop go out in one write: a screen's
+``board`` frame and its market's ``trades`` tape fall on the same tick (the sequencer
+flushes the tape on it too), so a thousand screens cost a thousand writes a tick, not
+two thousand.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -72,6 +77,8 @@ class Conn:
         "_asgi_queue",
         "_asgi_ready",
         "_asgi_size",
+        "_out",
+        "_out_size",
         "behind",
         "behind_since",
         "close_code",
@@ -112,6 +119,8 @@ class Conn:
         )
         self.proto: Any = proto if self.fast else None
         self.transport: Any = transport if self.fast else None
+        self._out: list[bytes] = []  # frames for the transport at the end of this turn
+        self._out_size = 0
         self._asgi_queue: deque[bytes] = deque()
         self._asgi_size = 0
         self._asgi_ready = asyncio.Event()
@@ -120,7 +129,7 @@ class Conn:
 
     def buffered(self) -> int:
         if self.fast:
-            return int(self.transport.get_write_buffer_size())
+            return int(self.transport.get_write_buffer_size()) + self._out_size
         return self._asgi_size
 
     def push(self, frame: bytes, payload: bytes) -> bool:
@@ -134,7 +143,10 @@ class Conn:
         if self.fast:
             if self.proto.close_sent or self.transport.is_closing():
                 return False
-            self.transport.write(frame)
+            if not self._out:
+                self.hub.cork(self)
+            self._out.append(frame)
+            self._out_size += len(frame)
         else:
             self._asgi_queue.append(payload)
             self._asgi_size += len(payload)
@@ -143,6 +155,12 @@ class Conn:
 
     def push_payload(self, payload: bytes) -> bool:
         return self.push(text_frame(payload), payload)
+
+    def uncork(self) -> None:
+        """Write the frames pushed this turn, in one write."""
+        out, self._out, self._out_size = self._out, [], 0
+        if out and not self.proto.close_sent and not self.transport.is_closing():
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     async def _asgi_writer(self) -> None:
         with contextlib.suppress(Exception):
@@ -168,6 +186,7 @@ class Conn:
         self.close_code = code
         self.hub.detach(self)
         if self.fast:
+            self.uncork()  # what was pushed goes before the close frame
             proto, transport = self.proto, self.transport
             if not proto.close_sent and not transport.is_closing():
                 proto.conn.send_close(code, reason)
@@ -189,6 +208,8 @@ class Conn:
         if not self.closed:
             self.closed = True
             self.hub.detach(self)
+        self._out.clear()
+        self._out_size = 0
         if self._abort is not None:
             self._abort.cancel()
         if self.writer is not None:
@@ -267,7 +288,9 @@ class Hub:
         self.ring = Ring(self.ring_bytes, self.ring_s)
         self._pending: dict[str, tuple[int, dict[str, Any]]] = {}
         self._flush_at: dict[str, asyncio.TimerHandle | asyncio.Handle] = {}
-        self._last_flush: dict[str, float] = {}
+        self._last_tick: dict[str, int] = {}  # of each conflated channel's last frame
+        self._corked: list[Conn] = []
+        self._uncork_at: asyncio.Handle | None = None
         self.ready = asyncio.Event()
 
     # -- input ------------------------------------------------------------------------
@@ -325,16 +348,18 @@ class Hub:
             self._pending[channel] = (seq, pending[1])
         if channel not in self._flush_at:
             loop = asyncio.get_running_loop()
-            due = self._last_flush.get(channel, 0.0) + self.conflate_s
-            if due <= loop.time():
-                self._flush_at[channel] = loop.call_soon(self._flush, channel)
+            now = math.floor(loop.time() / self.conflate_s)
+            last = self._last_tick.get(channel, now - 1)
+            if last < now:
+                self._flush_at[channel] = loop.call_soon(self._flush, channel, now)
             else:
-                self._flush_at[channel] = loop.call_at(due, self._flush, channel)
+                due = (last + 1) * self.conflate_s  # as the sequencer's tape computes it
+                self._flush_at[channel] = loop.call_at(due, self._flush, channel, last + 1)
 
-    def _flush(self, channel: str) -> None:
+    def _flush(self, channel: str, tick: int) -> None:
         self._flush_at.pop(channel, None)
         pending = self._pending.pop(channel, None)
-        self._last_flush[channel] = asyncio.get_running_loop().time()
+        self._last_tick[channel] = tick
         subscribers = self.subs.get(channel)
         if pending is None or not subscribers:
             return
@@ -352,6 +377,20 @@ class Hub:
                 self._send_snapshot(conn, channel)
             elif conn.push(frame, payload):
                 self.stats.frames += 1
+
+    # -- writing ------------------------------------------------------------------------
+
+    def cork(self, conn: Conn) -> None:
+        """``conn`` has frames to write at the end of this turn of the event loop."""
+        self._corked.append(conn)
+        if self._uncork_at is None:
+            self._uncork_at = asyncio.get_running_loop().call_soon(self._uncork)
+
+    def _uncork(self) -> None:
+        self._uncork_at = None
+        corked, self._corked = self._corked, []
+        for conn in corked:
+            conn.uncork()
 
     # -- subscribers --------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
@@ -139,7 +140,8 @@ class Sequencer:
     ) -> None:
         self.engine = engine
         self.tape_s = tape_s
-        """Trades are gathered per market for up to this long and sent as one message
+        """Trades are gathered per market for up to this long (until the next tick of
+        the loop's clock in steps of ``tape_s``) and sent as one message
         (0: one message per committed batch).  A tape is read by people and drawn by
         screens; per-fill detail goes to each party's private channel at once.  Without
         it a busy market sends every subscriber one frame per commit batch."""
@@ -241,8 +243,11 @@ class Sequencer:
         if self.tape_s <= 0:
             items += self._tape_items()
         elif self._tape and self._tape_due is None:
+            # at the next tick of the screens' clock, when the hub sends its conflated
+            # frames too: a screen gets its board and its market's tape in one write
             loop = asyncio.get_running_loop()
-            self._tape_due = loop.call_later(self.tape_s, self._flush_tape)
+            due = (math.floor(loop.time() / self.tape_s) + 1) * self.tape_s
+            self._tape_due = loop.call_at(due, self._flush_tape)
         if items:
             self.bus.send(items)
 
