@@ -1,12 +1,18 @@
 """Pages of the read tables (bids, lots, trades, awards), built by the database as one JSON
 text.
 
-Through SQLAlchemy on aiosqlite a page of 50 rows cost ~3.5 ms of CPU (readbench below):
-the driver steps row by row on its thread and hands the GIL back and forth with the busy
-event loop for every row, and compiling the statement cost another ~0.3 ms.  Here the SQL
-is written out, as the journal's writes are, and the database returns the whole page in
-one value: on SQLite ``json_group_array`` on a reader thread of our own (one step, the GIL
-released throughout), on PostgreSQL ``json_agg`` through asyncpg.
+Through SQLAlchemy on aiosqlite a page of 50 rows cost 2.9-11 ms of the server's CPU
+(``python -m loadtests.bench_reads``): the driver steps row by row on its thread and hands
+the GIL back and forth with the busy event loop for every row, and compiling the
+statement cost another ~0.3 ms.  Here the SQL is written out, as the journal's writes
+are, and the database returns the whole page in one value: on SQLite
+``json_group_array`` on a reader thread of our own (one step, the GIL released
+throughout), on PostgreSQL ``json_agg`` through asyncpg.
+
+Every page walks an index (who or what, newest first; migration 0004) and stops at the
+page; a choice across columns (a party's trades as buyer or as seller) is a UNION of such
+walks (``Where.either``).  A regulator's regions are matched with ``LIKE`` on the
+primary key's walk: quick while its regions are common among the newest rows.
 """
 
 from __future__ import annotations
