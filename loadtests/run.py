@@ -38,6 +38,7 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auction.accounts import Accounts
 from auction.book import BUY
@@ -271,6 +272,20 @@ def comparable(board: dict[str, Any]) -> dict[str, Any]:
             "indices": keyed(board["indices"], "category")}  # fmt: skip
 
 
+async def begin_snapshot(conn: AsyncConnection) -> None:
+    """Every read on ``conn`` until its rollback sees one moment of the database.
+
+    PostgreSQL: a REPEATABLE READ transaction.  SQLite: an explicit ``BEGIN``, since the
+    sqlite3 driver starts no transaction for reads; without it each SELECT of the soak's
+    check saw its own moment, and a commit between two of them (a deadline firing after
+    the load stopped) failed the check with the read tables in fact right."""
+    if conn.dialect.name == "postgresql":
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+        await conn.begin()
+    else:
+        await conn.exec_driver_sql("BEGIN")
+
+
 async def soak_checks(
     base: str,
     tokens: dict[str, str],
@@ -301,31 +316,29 @@ async def soak_checks(
         # 2. one consistent read of the database: the journal's end and the read tables,
         #    against the same replay carried on to that end
         async with db.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                await conn.execution_options(isolation_level="REPEATABLE READ")
-            async with conn.begin():
-                seqs = list(
-                    (await conn.execute(text("select seq from journal order by seq"))).scalars()
+            await begin_snapshot(conn)
+            seqs = list(
+                (await conn.execute(text("select seq from journal order by seq"))).scalars()
+            )
+            n_trades, sum_trades = (
+                await conn.execute(
+                    select(func.count(), func.coalesce(func.sum(TRADES.c.amount_fen), 0))
                 )
-                n_trades, sum_trades = (
-                    await conn.execute(
-                        select(func.count(), func.coalesce(func.sum(TRADES.c.amount_fen), 0))
-                    )
-                ).one()
-                n_awards = (await conn.execute(select(func.count()).select_from(AWARDS))).scalar()
-                lots = {
-                    r.lot_id: (r.state, r.weight_kg, r.kind)
-                    for r in (await conn.execute(select(LOTS))).all()
-                }
-                bids = {
-                    r.bid_id: (r.price_fen_per_t, r.open_kg)
-                    for r in (await conn.execute(select(BIDS).where(BIDS.c.state == "open"))).all()
-                }
-                twice = (
-                    "select count(*) from (select lot_id from {} group by lot_id "
-                    "having count(*) > 1) x"
-                )
-                double_awards = (await conn.execute(text(twice.format("awards")))).scalar()
+            ).one()
+            n_awards = (await conn.execute(select(func.count()).select_from(AWARDS))).scalar()
+            lots = {
+                r.lot_id: (r.state, r.weight_kg, r.kind)
+                for r in (await conn.execute(select(LOTS))).all()
+            }
+            bids = {
+                r.bid_id: (r.price_fen_per_t, r.open_kg)
+                for r in (await conn.execute(select(BIDS).where(BIDS.c.state == "open"))).all()
+            }
+            twice = (
+                "select count(*) from (select lot_id from {} group by lot_id having count(*) > 1) x"
+            )
+            double_awards = (await conn.execute(text(twice.format("awards")))).scalar()
+            await conn.rollback()
         end = seqs[-1] if seqs else 0
         events += await replay(journal, engine, live["seq"], end)
         traded = [e for e in events if isinstance(e, Traded)]

@@ -48,3 +48,36 @@ def test_a_short_soak_agrees_with_itself(backend: str, tmp_path: Path) -> None:
     assert result["server"]["others_cpu_mean"]["locust"] > 0
     assert "boards" in result["server"]["others_cpu_mean"]
     assert (out / "report.md").read_text().startswith("# Soak")
+
+
+def test_the_soaks_consistent_read_is_one_moment(database_url: str) -> None:
+    """The soak compares the journal's end with the read tables in one read; a commit
+    landing between two of its SELECTs must not show (on SQLite it did: the driver
+    starts no transaction for reads)."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from auction.db import make_engine
+    from loadtests.run import begin_snapshot
+
+    async def body() -> None:
+        db = make_engine(database_url)
+        try:
+            async with db.begin() as conn:
+                await conn.execute(text("CREATE TABLE moments (n INTEGER)"))
+                await conn.execute(text("INSERT INTO moments VALUES (1)"))
+            async with db.connect() as reader:
+                await begin_snapshot(reader)
+                count = text("SELECT count(*) FROM moments")
+                before = (await reader.execute(count)).scalar()
+                async with db.begin() as writer:  # a commit lands meanwhile
+                    await writer.execute(text("INSERT INTO moments VALUES (2)"))
+                assert (await reader.execute(count)).scalar() == before == 1
+                await reader.rollback()
+                assert (await reader.execute(count)).scalar() == 2
+                await reader.rollback()
+        finally:
+            await db.dispose()
+
+    asyncio.run(body())
