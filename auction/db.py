@@ -252,7 +252,11 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_pre_ping=True, **kwargs)
+    # PostgreSQL forks a server process per connection: under load the default pool (5,
+    # overflow 10) opened and closed overflow connections all the time (py-spy: asyncpg's
+    # connect in the engine process's profile, besides PostgreSQL's own forks)
+    pool = {"pool_size": 20, "max_overflow": 10}
+    return create_async_engine(url, pool_pre_ping=True, **(pool | kwargs))
 
 
 async def check_durability(engine: AsyncEngine, *, allow_unsafe: bool = False) -> list[str]:

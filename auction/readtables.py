@@ -87,6 +87,8 @@ class ReadTables:
         self.engine = engine
         self._file = sqlite_file
         self._sqlite = engine.dialect.name == "sqlite"
+        # one SELECT is one snapshot: no BEGIN and ROLLBACK round trips around it
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._pool: ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
@@ -105,7 +107,7 @@ class ReadTables:
             loop = asyncio.get_running_loop()
             text = await loop.run_in_executor(self._readers(), self._read, sql, where.params)
         else:
-            async with self.engine.connect() as conn:
+            async with self._autocommit.connect() as conn:
                 result = await conn.exec_driver_sql(sql, tuple(where.params))
                 text = result.scalar_one()
         rows = _decode(text)
