@@ -28,6 +28,7 @@ from auction.accounts import Accounts
 from auction.db import make_engine
 from auction.journal import AWARDS, BIDS, LOTS, TRADES
 from auction.migrate import upgrade
+from loadtests.bench_feeds import proc_cpu_s
 from loadtests.bench_http import Tally, drive, request_maker, wait_up
 from tests.integration.crash import free_port
 
@@ -82,12 +83,6 @@ async def fill(url: str, rows: int) -> dict[str, str]:
     return tokens
 
 
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=8)
@@ -112,9 +107,9 @@ def main() -> None:
             auth = {"Authorization": f"Bearer {tokens[who]}"}
             makers = [request_maker("GET", path, None, auth, False)] * args.connections
             tally = Tally()
-            before = cpu_seconds(serve.pid)
+            before = proc_cpu_s(serve.pid)
             asyncio.run(drive(port, makers, args.seconds, tally))
-            used = cpu_seconds(serve.pid) - before
+            used = proc_cpu_s(serve.pid) - before
             report[name] = tally.summary() | {
                 "server_cpu_us_per_page": round(used / max(1, len(tally.lat)) * 1e6)
             }
