@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -45,6 +44,8 @@ from feeds.protocol import (
     message,
     now_ms,
     text_frame,
+    tick_of,
+    tick_start,
 )
 from feeds.state import Folds, merge
 
@@ -348,12 +349,12 @@ class Hub:
             self._pending[channel] = (seq, pending[1])
         if channel not in self._flush_at:
             loop = asyncio.get_running_loop()
-            now = math.floor(loop.time() / self.conflate_s)
+            now = tick_of(loop.time(), self.conflate_s)
             last = self._last_tick.get(channel, now - 1)
             if last < now:
                 self._flush_at[channel] = loop.call_soon(self._flush, channel, now)
             else:
-                due = (last + 1) * self.conflate_s  # as the sequencer's tape computes it
+                due = tick_start(last + 1, self.conflate_s)
                 self._flush_at[channel] = loop.call_at(due, self._flush, channel, last + 1)
 
     def _flush(self, channel: str, tick: int) -> None:

@@ -14,6 +14,7 @@ subscribers (``text_frame``).
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 import time
@@ -85,6 +86,17 @@ decode_op = msgspec.json.Decoder(ClientOp).decode
 
 MessageType = Literal["snapshot", "update"]
 _encode = msgspec.json.Encoder().encode
+
+
+def tick_of(loop_time: float, step: float) -> int:
+    """The screens' tick (of ``step`` seconds on the event loop's clock) at ``loop_time``."""
+    return math.floor(loop_time / step)
+
+
+def tick_start(tick: int, step: float) -> float:
+    """When ``tick`` begins.  The hub's conflated frames and the sequencer's tape both fire
+    at this instant, so a screen's frames of a tick share one write."""
+    return tick * step
 
 
 def now_ms() -> int:

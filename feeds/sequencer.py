@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import secrets
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
@@ -56,7 +55,7 @@ from auction.pricing import PriceService
 from auction.runner import Sequenced
 from auction.types import OrderId
 from feeds.hub import Item
-from feeds.protocol import message, now_ms, private_channel
+from feeds.protocol import message, now_ms, private_channel, tick_of, tick_start
 from feeds.state import Folds
 
 log = logging.getLogger("auction.feeds")
@@ -246,7 +245,7 @@ class Sequencer:
             # at the next tick of the screens' clock, when the hub sends its conflated
             # frames too: a screen gets its board and its market's tape in one write
             loop = asyncio.get_running_loop()
-            due = (math.floor(loop.time() / self.tape_s) + 1) * self.tape_s
+            due = tick_start(tick_of(loop.time(), self.tape_s) + 1, self.tape_s)
             self._tape_due = loop.call_at(due, self._flush_tape)
         if items:
             self.bus.send(items)
