@@ -192,6 +192,15 @@ def lots_for(where: Where, who: Principal, filters: Mapping[str, str]) -> Where:
     return where
 
 
+def bids_for(where: Where, who: Principal, filters: Mapping[str, str]) -> Where:
+    """A recycler's own standing bids; ``filters``: ``state``."""
+    where.equals("owner", who.id)
+    state = filters.get("state")
+    if state is not None:
+        where.equals("state", state)
+    return where
+
+
 def deals_for(where: Where, who: Principal) -> Where:
     """Trades and awards one may read: its own; a regulator's regions; an admin's all."""
     if who.role == "regulator":

@@ -56,7 +56,7 @@ from auction.messages import (
 from auction.money import MAX_WEIGHT_KG, amount_fen
 from auction.prices import Board
 from auction.pricing import PriceService
-from auction.readtables import ON_SALE, Where, deals_for, lots_for
+from auction.readtables import ON_SALE, Where, bids_for, deals_for, lots_for
 from auction.runner import Runner
 from auction.types import MarketId, OrderId, OrgId, PrincipalId
 from feeds.endpoint import TICKET_TTL_S, Tickets
@@ -541,11 +541,7 @@ async def place_bid(
 
 @endpoint("GET", "/v1/bids", "List my standing bids", roles=RECYCLER, answers=Page)
 async def my_bids(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
-    conditions = where(ctx)
-    conditions.equals("owner", who.id)
-    state = request.query_params.get("state")
-    if state is not None:
-        conditions.equals("state", state)
+    conditions = bids_for(where(ctx), who, request.query_params)
     return await page(ctx, "bids", "bid_id", conditions, request)
 
 
