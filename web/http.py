@@ -20,6 +20,8 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from auction.errors import ClientError
+
 log = logging.getLogger("auction.web")
 
 CRASH_BODY = (
@@ -87,6 +89,9 @@ class ApiRequest:
     def query_params(self) -> dict[str, str]:
         if self._query is None:
             raw = self.scope.get("query_string", b"")
+            if b"%00" in raw or b"\x00" in raw:  # no value of ours holds NUL; PostgreSQL
+                # refuses the character outright, which would be a 500 on a list filter
+                raise ClientError("invalid_value", "a query parameter holds a NUL character")
             self._query = (
                 dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)) if raw else {}
             )

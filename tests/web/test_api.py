@@ -215,6 +215,13 @@ def test_list_queries_are_bounded(service: Service) -> None:
         assert resp.status_code == 422, query
 
 
+@pytest.mark.parametrize("path", ["/v1/lots?state=a%00b", "/v1/bids?state=%00", "/v1/trades?x=%00"])
+def test_a_nul_in_a_query_is_refused(service: Service, path: str) -> None:
+    """PostgreSQL cannot hold the character at all: refused before any database sees it."""
+    resp = service.get("ra", path)
+    assert resp.status_code == 422 and code(resp) == "invalid_value", resp.text
+
+
 @pytest.mark.parametrize("ident", ["0x10", "1" * 40, "..%2F..%2Fetc", "1;DROP TABLE lots", "-1"])
 def test_malformed_ids_are_not_found(service: Service, ident: str) -> None:
     resp = service.get("ra", f"/v1/lots/{ident}")
