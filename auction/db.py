@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from sqlalchemy import BigInteger, Boolean, Index, String, Table, Text, event, text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from auction.errors import AuctionError
@@ -257,6 +257,19 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # connect in the engine process's profile, besides PostgreSQL's own forks)
     pool = {"pool_size": 20, "max_overflow": 10}
     return create_async_engine(url, pool_pre_ping=True, **(pool | kwargs))
+
+
+async def begin_snapshot(conn: AsyncConnection) -> None:
+    """Every read on ``conn`` until its rollback sees one moment of the database.
+
+    PostgreSQL: a REPEATABLE READ transaction.  SQLite: an explicit ``BEGIN``, since the
+    sqlite3 driver starts no transaction for reads, so each SELECT would see its own
+    moment."""
+    if conn.dialect.name == "postgresql":
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+        await conn.begin()
+    else:
+        await conn.exec_driver_sql("BEGIN")
 
 
 async def check_durability(engine: AsyncEngine, *, allow_unsafe: bool = False) -> list[str]:

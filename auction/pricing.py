@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auction.catalogue import Catalogue, SettlementRule, valid_region
 from auction.clock import Clock, shanghai_day, shanghai_midnight
+from auction.db import begin_snapshot
 from auction.journal import AWARDS, DAILY_STATS, PRICES, TRADES, from_us, to_us
 from auction.messages import Awarded, PricePublished, Traded
 from auction.money import MAX_PRICE_FEN_PER_T
@@ -383,6 +384,10 @@ class PriceService:
             .order_by(AWARDS.c.seq, AWARDS.c.lot_id)
         )
         async with self.db.connect() as conn:
+            # one moment for both: the store keeps one position per market and skips what
+            # is older, so a trade missed here while a later award was read would be
+            # skipped again when its commit is applied from the queue
+            await begin_snapshot(conn)
             trade_rows = (await conn.execute(trades)).mappings().all()
             award_rows = (await conn.execute(awards)).mappings().all()
         out = []

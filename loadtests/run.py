@@ -38,13 +38,12 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auction.accounts import Accounts
 from auction.book import BUY
 from auction.clock import LiveClock
 from auction.codec import decode_command
-from auction.db import make_engine
+from auction.db import begin_snapshot, make_engine
 from auction.engine import Engine
 from auction.journal import AWARDS, BIDS, LOTS, TRADES, Journal, from_us
 from auction.messages import Awarded, Traded
@@ -270,20 +269,6 @@ def comparable(board: dict[str, Any]) -> dict[str, Any]:
     return {"day": board["day"], "markets": keyed(board["markets"], "market"),
             "quotes": quotes, "settlements": board["settlements"],
             "indices": keyed(board["indices"], "category")}  # fmt: skip
-
-
-async def begin_snapshot(conn: AsyncConnection) -> None:
-    """Every read on ``conn`` until its rollback sees one moment of the database.
-
-    PostgreSQL: a REPEATABLE READ transaction.  SQLite: an explicit ``BEGIN``, since the
-    sqlite3 driver starts no transaction for reads; without it each SELECT of the soak's
-    check saw its own moment, and a commit between two of them (a deadline firing after
-    the load stopped) failed the check with the read tables in fact right."""
-    if conn.dialect.name == "postgresql":
-        await conn.execution_options(isolation_level="REPEATABLE READ")
-        await conn.begin()
-    else:
-        await conn.exec_driver_sql("BEGIN")
 
 
 async def soak_checks(

@@ -58,8 +58,7 @@ def test_the_soaks_consistent_read_is_one_moment(database_url: str) -> None:
 
     from sqlalchemy import text
 
-    from auction.db import make_engine
-    from loadtests.run import begin_snapshot
+    from auction.db import begin_snapshot, make_engine
 
     async def body() -> None:
         db = make_engine(database_url)

@@ -20,12 +20,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.util import await_only
 
 from auction.catalogue import default_catalogue
 from auction.clock import Clock, LiveClock, ManualClock
+from auction.db import is_sqlite, make_engine
 from auction.journal import DAILY_STATS
-from auction.messages import AnyCommand, PlaceBid, PublishPrice, SellLot, SetBuyingPower
+from auction.messages import (
+    AnyCommand,
+    AuctionStarted,
+    BuyNow,
+    PlaceBid,
+    PublishPrice,
+    SellLot,
+    SetBuyingPower,
+    StartAuction,
+)
+from auction.migrate import upgrade
 from auction.prices import Board, MemoryPrices, PriceStore
 from auction.prices_redis import RedisPrices
 from auction.pricing import PriceService
@@ -81,8 +93,15 @@ class Market:
 
 
 @asynccontextmanager
-async def market(tmp: Path, store: PriceStore, clock: Clock) -> AsyncIterator[Market]:
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp / 'j.db'}", snapshot_path=None)
+async def market(
+    tmp: Path, store: PriceStore, clock: Clock, database_url: str | None = None
+) -> AsyncIterator[Market]:
+    url = database_url or f"sqlite+aiosqlite:///{tmp / 'j.db'}"
+    if not is_sqlite(url):  # as `auction db upgrade` does before a PostgreSQL start
+        db = make_engine(url)
+        await upgrade(db)
+        await db.dispose()
+    settings = Settings(database_url=url, snapshot_path=None)
     runner, db = await open_runner(settings, clock)
     prices = PriceService(store, db, clock, default_catalogue().settlement, retry_s=0.05)
     runner.subscribe(prices.on_commit)
@@ -174,6 +193,51 @@ def test_flushed_store_is_rebuilt_while_trading_goes_on(
             board = await m.converged(2)
             assert board.markets[0].trades == 30
             assert m.prices.rebuilds > rebuilt
+
+    asyncio.run(go())
+
+
+def test_a_rebuild_reads_trades_and_awards_at_one_moment(tmp_path: Path, database_url: str) -> None:
+    """A trade and then an award in one market, both committed while a rebuild is between
+    its read of the trades and its read of the awards.  The store keeps one position per
+    market and skips what is older: had the rebuild seen the award but not the trade, the
+    queued trade would have been skipped for good and the day's figures stayed short."""
+
+    async def go() -> None:
+        async with market(tmp_path, MemoryPrices(), LiveClock(), database_url) as m:
+            started = await m.runner.submit(
+                StartAuction(lot_id=OrderId(0), market=M1, owner=PrincipalId("s1"),
+                             org=OrgId("S1"), weight_kg=500, start_price_fen_per_t=900_000,
+                             duration_s=600, buy_now_fen_per_t=1_200_000)
+            )  # fmt: skip
+            lot = next(e.lot_id for e in started.events if isinstance(e, AuctionStarted))
+            await m.trade(M1, "r1", 1_000_000, 100)
+            await m.converged(2)
+
+            done = asyncio.Event()
+
+            async def trade_then_award() -> None:
+                await m.trade(M1, "r2", 1_010_000, 100)
+                await m.do(BuyNow(lot_id=lot, bidder=PrincipalId("r3"), org=OrgId("R3")))
+                done.set()
+
+            armed = [True]
+
+            def between_the_reads(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+                if armed[0] and "ORDER BY awards.seq" in statement:
+                    armed[0] = False
+                    await_only(trade_then_award())
+
+            sync_engine = m.prices.db.sync_engine
+            event.listen(sync_engine, "before_cursor_execute", between_the_reads)
+            try:
+                await m.prices.store.clear()  # the next print finds it empty: a rebuild
+                await m.trade(M1, "r1", 1_020_000, 100)
+                await asyncio.wait_for(done.wait(), 5)
+            finally:
+                event.remove(sync_engine, "before_cursor_execute", between_the_reads)
+            board = await m.converged(2)
+            assert board.markets[0].trades == 4  # three trades and the award
 
     asyncio.run(go())
 
