@@ -236,7 +236,8 @@ class Ring:
         self.max_age_s = max_age_s
         self.size = 0
         self.by_channel: dict[str, deque[tuple[int, bytes, float]]] = {}
-        self._order: deque[deque[tuple[int, bytes, float]]] = deque()  # a channel per entry
+        """Only channels with something held: a lot's room leaves once its last goes."""
+        self._order: deque[str] = deque()  # the channel of each entry, oldest first
         self._clock = clock
 
     def add(self, channel: str, seq: int, payload: bytes) -> None:
@@ -245,13 +246,19 @@ class Ring:
         if kept is None:
             kept = self.by_channel[channel] = deque()
         kept.append((seq, payload, now))
-        self._order.append(kept)
+        self._order.append(channel)
         self.size += len(payload) + self.ENTRY_BYTES
         too_old = now - self.max_age_s
-        order = self._order
-        while order and (self.size > self.max_bytes or order[0][0][2] < too_old):
-            _, gone, _ = order.popleft().popleft()
+        order, by_channel = self._order, self.by_channel
+        while order:
+            oldest = by_channel[order[0]]
+            if self.size <= self.max_bytes and oldest[0][2] >= too_old:
+                break
+            _, gone, _ = oldest.popleft()
             self.size -= len(gone) + self.ENTRY_BYTES
+            if not oldest:
+                del by_channel[order[0]]
+            order.popleft()
 
     def since(self, channel: str, seq: int, current: int) -> list[bytes] | None:
         """The messages after ``seq`` up to ``current``, or None if some are gone."""
