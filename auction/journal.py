@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -65,24 +66,68 @@ def audit_hash(
     return hashlib.sha256(line.encode()).hexdigest()
 
 
-_COLUMNS: dict[str, tuple[str, ...]] = {
-    name: tuple(c.name for c in table.columns)
-    for name, table in (
-        ("journal", JOURNAL),
-        ("audit", AUDIT),
-        ("idempotency", IDEMPOTENCY),
-        ("bids", BIDS),
-        ("lots", LOTS),
-        ("trades", TRADES),
-        ("awards", AWARDS),
-        ("buying_power", BUYING_POWER),
-        ("prices", PRICES),
-    )
+_TABLES = {
+    "journal": JOURNAL,
+    "audit": AUDIT,
+    "idempotency": IDEMPOTENCY,
+    "bids": BIDS,
+    "lots": LOTS,
+    "trades": TRADES,
+    "awards": AWARDS,
+    "buying_power": BUYING_POWER,
+    "prices": PRICES,
 }
+_COLUMNS: dict[str, tuple[str, ...]] = {
+    name: tuple(c.name for c in table.columns) for name, table in _TABLES.items()
+}
+# the read tables a batch upserts: the key, and the columns a later batch changes
+_UPSERTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "lots": ("lot_id", ("state", "updated_seq")),
+    "buying_power": ("bidder", ("limit_fen", "reserved_fen", "available_fen", "updated_seq")),
+}
+# a bid placed by an earlier batch: its new state (a null price keeps the old one)
+_BID_UPDATE = ("price_fen_per_t", "open_kg", "state", "updated_seq", "bid_id")
 
 
 def _tuples(rows: Iterable[dict[str, Any]], columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
     return [tuple(row[c] for c in columns) for row in rows]
+
+
+def _on_conflict(key: str, updated: Sequence[str]) -> str:
+    sets = ", ".join(f"{c} = excluded.{c}" for c in updated)
+    return f" ON CONFLICT ({key}) DO UPDATE SET {sets}"
+
+
+_WRITE_ORDER = ("journal", "audit", "idempotency", "bids", "bid_update", "lots", "trades",
+                "awards", "prices", "buying_power")  # fmt: skip
+
+
+def _columns(write: str) -> tuple[str, ...]:
+    return _BID_UPDATE if write == "bid_update" else _COLUMNS[write]
+
+
+def _writes(batch: Batch) -> dict[str, list[dict[str, Any]]]:
+    """A batch's rows by what writes them, in ``_WRITE_ORDER``."""
+    return {
+        "journal": batch.journal,
+        "audit": batch.audit,
+        "idempotency": batch.idempotency,
+        "bids": list(batch.new_bids.values()),
+        "bid_update": [{**change, "bid_id": bid} for bid, change in batch.bid_updates.items()],
+        "lots": list(batch.lots.values()),
+        "trades": batch.trades,
+        "awards": batch.awards,
+        "prices": batch.prices,
+        "buying_power": list(batch.buying_power.values()),
+    }
+
+
+def _pg_arrays(batch: Batch) -> list[list[Any]]:
+    """``Journal._pg_statement``'s parameters: every table's rows, a list per column."""
+    arrays: list[list[Any]] = []
+    for write, rows in _writes(batch).items():
+        arrays += [[row[c] for row in rows] for c in _columns(write)]
+    return arrays
 
 
 @dataclass
@@ -111,9 +156,13 @@ class AuditProblem:
 class Journal:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._sql = self._statements()
         self._sqlite_path = sqlite_path(engine)
         self._writer: sqlite3.Connection | None = None
+        self._sql = self._statements()
+        # PostgreSQL: a batch is one statement, which is its own transaction, on the
+        # writer's own connection (asyncpg's, opened at the first commit)
+        self._pg_sql = self._pg_statement() if engine.dialect.name == "postgresql" else ""
+        self._pg: asyncpg.Connection | None = None
         self.reads = ReadTables(engine, self._sqlite_path)
 
     # -- writing -----------------------------------------------------------------------
@@ -121,10 +170,9 @@ class Journal:
     async def commit(self, batch: Batch) -> None:
         """Everything in ``batch``, in one transaction.
 
-        Plain driver-level ``executemany`` with prepared SQL: at thousands of rows a
-        second, SQLAlchemy's per-row compilation and parameter processing cost more than
-        the database's own work.  The SQL is the same on both databases but for the
-        placeholders (``ON CONFLICT ... DO UPDATE`` is in SQLite and PostgreSQL alike).
+        Plain driver-level SQL, prepared once: at thousands of rows a second,
+        SQLAlchemy's per-row compilation and parameter processing cost more than the
+        database's own work.
 
         SQLite: the whole batch runs on the event loop, on the writer's own ``sqlite3``
         connection, blocking it for the commit (~1-2 ms for a batch of 50 bids here, the
@@ -132,47 +180,26 @@ class Journal:
         aiosqlite (one hop per statement): a thread that releases the GIL at every
         SQLite call waits for the busy event loop to hand it back, so the commit stretched
         to 3-10 ms, and bids fell from 6.7 k/s to 4.3-5.3 k/s with p99 from 27 ms to
-        100 ms (``loadtests/bench_http``).  PostgreSQL: asyncpg on the loop, one
-        transaction.
+        100 ms (``loadtests/bench_http``).  PostgreSQL: asyncpg on the loop, the whole
+        batch one statement (``_pg_statement``).
         """
-        statements = self._batch_statements(batch)
-        if not statements:
+        if not batch:
             return
-        if self._sqlite_path is not None:
-            self._commit_sqlite(statements)
-            return
-        async with self.engine.begin() as conn:
-            for sql, rows in statements:
-                await conn.exec_driver_sql(sql, rows)
+        if self.engine.dialect.name == "postgresql":
+            await self._commit_pg(batch)
+        elif self._sqlite_path is not None:
+            self._commit_sqlite(self._batch_statements(batch))
+        else:  # an in-memory SQLite database: only on the engine's own connection
+            async with self.engine.begin() as conn:
+                for sql, rows in self._batch_statements(batch):
+                    await conn.exec_driver_sql(sql, rows)
 
     def _batch_statements(self, batch: Batch) -> list[tuple[str, list[tuple[Any, ...]]]]:
-        sql = self._sql
-        out: list[tuple[str, list[tuple[Any, ...]]]] = []
-        if batch.journal:
-            out.append((sql["journal"], _tuples(batch.journal, _COLUMNS["journal"])))
-            out.append((sql["audit"], _tuples(batch.audit, _COLUMNS["audit"])))
-        if batch.idempotency:
-            out.append((sql["idempotency"], _tuples(batch.idempotency, _COLUMNS["idempotency"])))
-        if batch.new_bids:
-            out.append((sql["bids"], _tuples(batch.new_bids.values(), _COLUMNS["bids"])))
-        if batch.bid_updates:
-            rows = [
-                (v["price_fen_per_t"], v["open_kg"], v["state"], v["updated_seq"], k)
-                for k, v in batch.bid_updates.items()
-            ]
-            out.append((sql["bid_update"], rows))
-        if batch.lots:
-            out.append((sql["lots"], _tuples(batch.lots.values(), _COLUMNS["lots"])))
-        if batch.trades:
-            out.append((sql["trades"], _tuples(batch.trades, _COLUMNS["trades"])))
-        if batch.awards:
-            out.append((sql["awards"], _tuples(batch.awards, _COLUMNS["awards"])))
-        if batch.prices:
-            out.append((sql["prices"], _tuples(batch.prices, _COLUMNS["prices"])))
-        if batch.buying_power:
-            rows = _tuples(batch.buying_power.values(), _COLUMNS["buying_power"])
-            out.append((sql["buying_power"], rows))
-        return out
+        return [
+            (self._sql[write], _tuples(rows, _columns(write)))
+            for write, rows in _writes(batch).items()
+            if rows
+        ]
 
     def _commit_sqlite(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
         if self._writer is None:
@@ -195,50 +222,87 @@ class Journal:
             self._writer = None
             raise
 
+    async def _commit_pg(self, batch: Batch) -> None:
+        """No pool and no ping before each commit: under load every round trip waited
+        ~4 ms for the busy event loop, and the pool's ping was one of two.  A connection
+        that PostgreSQL closed (a restart) is seen closed here without asking, and
+        replaced; one that breaks during the commit fails the batch (the runner refuses
+        it and rebuilds), and is not used again."""
+        conn = self._pg
+        if conn is None or conn.is_closed():
+            dsn = self.engine.url.set(drivername="postgresql")
+            conn = self._pg = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+        try:
+            await conn.execute(self._pg_sql, *_pg_arrays(batch))
+        except BaseException:
+            self._pg = None
+            conn.terminate()
+            raise
+
     def close(self) -> None:
-        """Close the writer's own SQLite connection and the readers' (the engine is disposed
-        by its owner)."""
+        """Close the writer's own connection and the readers' (the engine is disposed by
+        its owner)."""
         self.reads.close()
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self._pg is not None:
+            self._pg.terminate()
+            self._pg = None
 
     def _statements(self) -> dict[str, str]:
-        numbered = self.engine.dialect.paramstyle == "numeric_dollar"
-
-        def marks(n: int, start: int = 1) -> str:
-            if numbered:
-                return ", ".join(f"${i}" for i in range(start, start + n))
-            return ", ".join("?" * n)
+        """SQLite's statements, one per table, each run with ``executemany``."""
 
         def insert_sql(table: str) -> str:
             cols = _COLUMNS[table]
-            return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks(len(cols))})"
+            return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
 
-        def upsert_sql(table: str, key: str, updated: Sequence[str]) -> str:
-            sets = ", ".join(f"{c} = excluded.{c}" for c in updated)
-            return f"{insert_sql(table)} ON CONFLICT ({key}) DO UPDATE SET {sets}"
+        out = {table: insert_sql(table) for table in _TABLES}
+        for table, (key, updated) in _UPSERTS.items():
+            out[table] += _on_conflict(key, updated)
+        out["bid_update"] = (  # the parameters in _BID_UPDATE's order
+            "UPDATE bids SET price_fen_per_t = COALESCE(?, price_fen_per_t), "
+            "open_kg = ?, state = ?, updated_seq = ? WHERE bid_id = ?"
+        )
+        return out
 
-        p = marks(5).split(", ")
-        return {
-            "journal": insert_sql("journal"),
-            "audit": insert_sql("audit"),
-            "idempotency": insert_sql("idempotency"),
-            "bids": insert_sql("bids"),
-            "bid_update": (
-                f"UPDATE bids SET price_fen_per_t = COALESCE({p[0]}, price_fen_per_t), "
-                f"open_kg = {p[1]}, state = {p[2]}, updated_seq = {p[3]} WHERE bid_id = {p[4]}"
-            ),
-            "lots": upsert_sql("lots", "lot_id", ("state", "updated_seq")),
-            "trades": insert_sql("trades"),
-            "awards": insert_sql("awards"),
-            "prices": insert_sql("prices"),
-            "buying_power": upsert_sql(
-                "buying_power",
-                "bidder",
-                ("limit_fen", "reserved_fen", "available_fen", "updated_seq"),
-            ),
-        }
+    def _pg_statement(self) -> str:
+        """PostgreSQL's: the whole batch in one statement of data-modifying CTEs, each
+        table's rows passed as one array per column (``_pg_arrays``).  One round trip
+        instead of BEGIN, a statement per table and COMMIT: each of those waited for the
+        busy event loop to come round: a commit took 8-11 ms at pace 4 of the load run.  The
+        CTEs see one snapshot, so no two of them may touch one row: the runner folds a
+        bid placed and changed in one batch into its insert, and keys lots and buying
+        power by id."""
+        dialect = self.engine.dialect
+        n = 0
+
+        def unnest(table: str, cols: tuple[str, ...]) -> str:
+            nonlocal n
+            typed = []
+            for c in cols:
+                n += 1
+                typed.append(f"${n}::{_TABLES[table].c[c].type.compile(dialect=dialect)}[]")
+            return f"unnest({', '.join(typed)}) AS new({', '.join(cols)})"
+
+        ctes = []
+        for table in _WRITE_ORDER:
+            if table == "bid_update":
+                ctes.append(
+                    "UPDATE bids SET price_fen_per_t = "
+                    "COALESCE(new.price_fen_per_t, bids.price_fen_per_t), open_kg = new.open_kg, "
+                    "state = new.state, updated_seq = new.updated_seq "
+                    f"FROM {unnest('bids', _BID_UPDATE)} WHERE bids.bid_id = new.bid_id"
+                )
+                continue
+            cols = ", ".join(_COLUMNS[table])
+            sql = (
+                f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {unnest(table, _COLUMNS[table])}"
+            )
+            if table in _UPSERTS:
+                sql += _on_conflict(*_UPSERTS[table])
+            ctes.append(sql)
+        return "WITH " + ", ".join(f"w{i} AS ({c})" for i, c in enumerate(ctes)) + " SELECT 1"
 
     async def prune_idempotency(self, before_us: int) -> int:
         async with self.engine.begin() as conn:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import pickle
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +19,7 @@ from auction.codec import decode_command, fingerprint
 from auction.db import UnsafeDatabase, check_durability, make_engine
 from auction.engine import Engine
 from auction.errors import ClientError
-from auction.journal import Journal, from_us, to_us
+from auction.journal import Batch, Journal, from_us, to_us
 from auction.messages import (
     AnyCommand,
     AuctionBid,
@@ -31,6 +31,7 @@ from auction.messages import (
 from auction.migrate import upgrade
 from auction.runner import Answer, Runner
 from auction.types import MarketId, OrderId, OrgId, PrincipalId
+from tests.conftest import postgres_database
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 M = MarketId("ebike:330522")
@@ -359,3 +360,60 @@ def test_idempotency_keys_that_share_a_digest_stay_apart(
         assert not other.replay and other.seq == 3
 
     run(with_runner(database_url, after_restart))
+
+
+def test_a_batch_the_database_refuses_leaves_nothing_behind(database_url: str) -> None:
+    """A batch is all or nothing, also as PostgreSQL's one statement: a trade and a lot
+    written with a journal row whose ``seq`` is taken are not in the tables afterwards,
+    and the next batch commits."""
+
+    async def body(runner: Runner, journal: Journal, clock: ManualClock) -> None:
+        await submit_all(runner, commands()[:3])
+        at = to_us(T0)
+        taken = {"seq": 1, "at_us": at, "principal": "s1", "idem_key": None, "command": "{}"}
+        audit = {"seq": 1, "at_us": at, "principal": "s1", "action": "x", "digest": "d",
+                 "prev_hash": "p", "hash": "h"}  # fmt: skip
+        trade = {"trade_id": 999, "seq": 1, "at_us": at, "market": M, "bid_id": 1, "lot_id": 2,
+                 "buyer": "ra", "seller": "s1", "price_fen_per_t": 1, "weight_kg": 1,
+                 "amount_fen": 1}  # fmt: skip
+        lot = {"lot_id": 999, "market": M, "owner": "s1", "org": "S1", "weight_kg": 1,
+               "kind": "one_click", "state": "listed", "updated_seq": 1}  # fmt: skip
+        bad = Batch(journal=[taken], audit=[audit], trades=[trade], lots={999: lot})
+        with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+            await journal.commit(bad)
+        async with journal.engine.connect() as conn:
+            for sql in ("SELECT count(*) FROM trades WHERE trade_id = 999",
+                        "SELECT count(*) FROM lots WHERE lot_id = 999"):  # fmt: skip
+                assert (await conn.execute(text(sql))).scalar() == 0
+        answers = await submit_all(runner, commands()[3:5])
+        assert [a.seq for a in answers] == [4, 5]
+
+    run(with_runner(database_url, body))
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    yield from postgres_database()
+
+
+def test_the_writer_replaces_a_connection_postgresql_closed(postgres_url: str) -> None:
+    """PostgreSQL restarted (here: the writer's backend terminated) between two batches:
+    the writer sees its connection closed and opens another, and no batch is refused."""
+
+    async def body(runner: Runner, journal: Journal, clock: ManualClock) -> None:
+        await submit_all(runner, commands()[:3])
+        assert journal._pg is not None
+        writer = journal._pg
+        async with journal.engine.connect() as admin:
+            pid = writer.get_server_pid()
+            await admin.execute(text(f"SELECT pg_terminate_backend({pid})"))
+        for _ in range(200):
+            if writer.is_closed():
+                break
+            await asyncio.sleep(0.01)
+        assert writer.is_closed()
+        answers = await submit_all(runner, commands()[3:6])
+        assert [a.seq for a in answers] == [4, 5, 6]
+        assert journal._pg is not writer and runner._healthy
+
+    run(with_runner(postgres_url, body))
