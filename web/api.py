@@ -313,17 +313,24 @@ async def submit(
 SHOW = {"lot_id": "/v1/lots/{}"}  # where a new object can be read (201's Location)
 
 
-def page_params(request: ApiRequest) -> tuple[int, int]:
-    try:
-        limit = int(request.query_params.get("limit", "50"))
-        offset = int(request.query_params.get("offset", "0"))
-    except ValueError as err:
-        raise ClientError("invalid_value", "limit and offset are whole numbers") from err
-    if not 1 <= limit <= 200 or not 0 <= offset <= 1_000_000:
+def int_param(request: ApiRequest, name: str, default: int | None, low: int, high: int) -> int:
+    """A whole-number query parameter: ASCII digits within ``low``-``high``, or
+    ``default`` when absent (None: required); else 422 ``invalid_value`` naming it.
+    Python's ``int`` alone would also take " 5", "+5", "1_0" and other scripts' digits."""
+    raw = request.query_params.get(name)
+    if raw is None and default is not None:
+        return default
+    raw = raw or ""
+    value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else -1
+    if not low <= value <= high:
         raise ClientError(
-            "invalid_value", "limit must be 1-200 and offset 0-1000000", field="limit"
+            "invalid_value", f"{name} must be a whole number {low}-{high}", field=name
         )
-    return limit, offset
+    return value
+
+
+def page_params(request: ApiRequest) -> tuple[int, int]:
+    return int_param(request, "limit", 50, 1, 200), int_param(request, "offset", 0, 0, 1_000_000)
 
 
 def where(ctx: Context) -> Where:
@@ -418,12 +425,7 @@ async def list_markets(ctx: Context, request: ApiRequest, who: Principal, body: 
 )
 async def market_book(ctx: Context, request: ApiRequest, who: Principal, body: Any) -> Response:
     market = request.path_params["market"]
-    try:
-        depth = int(request.query_params.get("depth", "10"))
-    except ValueError:
-        depth = -1
-    if not 1 <= depth <= 100:
-        raise ClientError("invalid_value", "depth must be 1-100", field="depth")
+    depth = int_param(request, "depth", 10, 1, 100)
     book = ctx.runner.engine.book(MarketId(market))
     if book is None:
         known_market(market)
@@ -454,12 +456,7 @@ async def sell_quote(ctx: Context, request: ApiRequest, who: Principal, body: An
     """The best standing bid that could take the whole lot now, as the store page shows
     it before a one-click sale (a read: the sale itself may still find the book moved)."""
     market = known_market(request.path_params["market"])
-    raw = request.query_params.get("weight_kg", "")
-    weight = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else 0
-    if not 1 <= weight <= MAX_WEIGHT_KG:
-        raise ClientError(
-            "invalid_value", f"weight_kg must be 1-{MAX_WEIGHT_KG}", field="weight_kg"
-        )
+    weight = int_param(request, "weight_kg", None, 1, MAX_WEIGHT_KG)
     price = ctx.runner.engine.sell_quote(market, weight, OrgId(who.org))
     amount = None if price is None else amount_fen(price, weight)
     return json(SellQuote(market, weight, price, amount))

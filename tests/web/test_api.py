@@ -222,6 +222,26 @@ def test_a_nul_in_a_query_is_refused(service: Service, path: str) -> None:
     assert resp.status_code == 422 and code(resp) == "invalid_value", resp.text
 
 
+@pytest.mark.parametrize(
+    ("who", "path", "field"),
+    [
+        ("ra", "/v1/lots?limit={}", "limit"),
+        ("ra", "/v1/trades?offset={}", "offset"),
+        ("ra", f"/v1/markets/{M}/book?depth={{}}", "depth"),
+        ("s1", f"/v1/markets/{M}/sell-quote?weight_kg={{}}", "weight_kg"),
+    ],
+)
+@pytest.mark.parametrize("raw", ["%205", "%2B5", "1_0", "%D9%A5", "5.0", "", "0x10", "9" * 12])
+def test_whole_number_parameters_are_ascii_digits_in_range(
+    service: Service, who: str, path: str, field: str, raw: str
+) -> None:
+    """ " 5", "+5", "1_0" and an Arabic-Indic five are whole numbers to Python's int, not
+    to the API; every such parameter is refused alike and names itself."""
+    resp = service.get(who, path.format(raw))
+    assert resp.status_code == 422 and code(resp) == "invalid_value", resp.text
+    assert resp.json()["field"] == field
+
+
 @pytest.mark.parametrize("ident", ["0x10", "1" * 40, "..%2F..%2Fetc", "1;DROP TABLE lots", "-1"])
 def test_malformed_ids_are_not_found(service: Service, ident: str) -> None:
     resp = service.get("ra", f"/v1/lots/{ident}")
