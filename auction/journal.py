@@ -13,9 +13,8 @@ import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import asyncpg
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -35,6 +34,9 @@ from auction.db import (
     table_of,
 )
 from auction.readtables import ReadTables
+
+if TYPE_CHECKING:
+    import asyncpg
 
 GENESIS = "0" * 64
 
@@ -228,6 +230,8 @@ class Journal:
         that PostgreSQL closed (a restart) is seen closed here without asking, and
         replaced; one that breaks during the commit fails the batch (the runner refuses
         it and rebuilds), and is not used again."""
+        import asyncpg  # noqa: PLC0415  (here: a process on SQLite never loads it, ~3 MiB)
+
         conn = self._pg
         if conn is None or conn.is_closed():
             dsn = self.engine.url.set(drivername="postgresql")
