@@ -100,6 +100,13 @@ def _on_conflict(key: str, updated: Sequence[str]) -> str:
     return f" ON CONFLICT ({key}) DO UPDATE SET {sets}"
 
 
+# what SQLAlchemy's asyncpg adapter takes from a URL's query for itself, not for asyncpg
+_ADAPTER_OPTIONS = (
+    "async_fallback",
+    "async_creator_fn",
+    "prepared_statement_cache_size",
+    "prepared_statement_name_func",
+)
 _WRITE_ORDER = ("journal", "audit", "idempotency", "bids", "bid_update", "lots", "trades",
                 "awards", "prices", "buying_power")  # fmt: skip
 
@@ -234,8 +241,12 @@ class Journal:
 
         conn = self._pg
         if conn is None or conn.is_closed():
-            dsn = self.engine.url.set(drivername="postgresql")
-            conn = self._pg = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+            # connected as the engine's pool connects (``?ssl=...`` and the like included),
+            # less the options SQLAlchemy's adapter keeps for itself
+            _, options = self.engine.dialect.create_connect_args(self.engine.url)
+            for own in _ADAPTER_OPTIONS:
+                options.pop(own, None)
+            conn = self._pg = await asyncpg.connect(**options)
         try:
             await conn.execute(self._pg_sql, *_pg_arrays(batch))
         except BaseException:

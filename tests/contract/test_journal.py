@@ -417,3 +417,16 @@ def test_the_writer_replaces_a_connection_postgresql_closed(postgres_url: str) -
         assert journal._pg is not writer and runner._healthy
 
     run(with_runner(postgres_url, body))
+
+
+def test_the_writer_connects_as_the_pool_does(postgres_url: str) -> None:
+    """Options in the URL, for asyncpg (``ssl``) and for SQLAlchemy's adapter (its
+    statement cache), reach the writer's own connection as they reach the pool's."""
+    url = postgres_url + "?ssl=disable&prepared_statement_cache_size=50"
+
+    async def body(runner: Runner, journal: Journal, clock: ManualClock) -> None:
+        answers = await submit_all(runner, commands()[:3])
+        assert [a.seq for a in answers] == [1, 2, 3]
+        assert journal._pg is not None and not journal._pg.is_closed()
+
+    run(with_runner(url, body))
