@@ -430,7 +430,10 @@ def render(result: dict[str, Any]) -> str:
             f"({', '.join(f'{k} {v}' for k, v in sorted(loc['refusals'].items()))}).",
             "",
         ]
-    lines += ["| request | count | failures | req/s | p50 ms | p95 ms | p99 ms |",
+    lines += ["By request, locust's own statistics over the whole run, the ramp included (the "
+              "connections and first requests of hundreds of users starting at once): a type's "
+              "p99 here can be far above the steady window's above.", "",
+              "| request | count | failures | req/s | p50 ms | p95 ms | p99 ms |",
               "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in loc["rows"]:
         lines.append(
