@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 from auction.db import (
     SQLITE_PRAGMAS,
@@ -100,13 +101,6 @@ def _on_conflict(key: str, updated: Sequence[str]) -> str:
     return f" ON CONFLICT ({key}) DO UPDATE SET {sets}"
 
 
-# what SQLAlchemy's asyncpg adapter takes from a URL's query for itself, not for asyncpg
-_ADAPTER_OPTIONS = (
-    "async_fallback",
-    "async_creator_fn",
-    "prepared_statement_cache_size",
-    "prepared_statement_name_func",
-)
 _WRITE_ORDER = ("journal", "audit", "idempotency", "bids", "bid_update", "lots", "trades",
                 "awards", "prices", "buying_power")  # fmt: skip
 
@@ -237,16 +231,15 @@ class Journal:
         that PostgreSQL closed (a restart) is seen closed here without asking, and
         replaced; one that breaks during the commit fails the batch (the runner refuses
         it and rebuilds), and is not used again."""
-        import asyncpg  # noqa: PLC0415  (here: a process on SQLite never loads it, ~3 MiB)
-
         conn = self._pg
         if conn is None or conn.is_closed():
-            # connected as the engine's pool connects (``?ssl=...`` and the like included),
-            # less the options SQLAlchemy's adapter keeps for itself
-            _, options = self.engine.dialect.create_connect_args(self.engine.url)
-            for own in _ADAPTER_OPTIONS:
-                options.pop(own, None)
-            conn = self._pg = await asyncpg.connect(**options)
+            # connected by the dialect, as the engine's pool connects (``?ssl=...`` and
+            # the adapter's own options included); asyncpg's connection is kept, not the
+            # adapter around it
+            dialect = self.engine.dialect
+            args, options = dialect.create_connect_args(self.engine.url)
+            adapted = await greenlet_spawn(dialect.connect, *args, **options)
+            conn = self._pg = adapted.driver_connection
         try:
             await conn.execute(self._pg_sql, *_pg_arrays(batch))
         except BaseException:
