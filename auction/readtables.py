@@ -61,8 +61,14 @@ class Where:
     def add(self, clause: str) -> None:
         self.clauses.append(clause)
 
-    def equals(self, column: str, value: Any) -> None:
-        self.add(f"{column} = {self.param(value)}")
+    def equals(self, column: str, value: Any, *, walk: bool = True) -> None:
+        """``column = value``.  ``walk=False``: a filter on rows that another condition
+        already narrows along its own index.  SQLite's planner has no statistics and may
+        walk this column's index instead (a store's awarded lots: every store's awarded
+        lots, newest first), so there the column is written ``+column``, which no index
+        serves; PostgreSQL's planner has statistics and is left to choose."""
+        left = column if walk or self.dollar else f"+{column}"
+        self.add(f"{left} = {self.param(value)}")
 
     def any_of(self, clauses: Sequence[str]) -> None:
         """At least one of ``clauses``; none matches nothing."""
@@ -181,14 +187,20 @@ def lots_for(where: Where, who: Principal, filters: Mapping[str, str]) -> Where:
         if state is None:
             on_sale = [f"state = {where.param(s)}" for s in ON_SALE]
             where.either([f"owner = {where.param(who.id)}", *on_sale])
-        elif state not in ON_SALE:  # of a state on sale it sees every lot, its own too
+        elif state in ON_SALE:  # of a state on sale it sees every lot, its own too
+            where.equals("state", state)
+            state = None
+        else:
             where.equals("owner", who.id)
     elif who.role != "admin":
         where.equals("owner", who.id)
-    for name in ("market", "state", "kind"):
-        value = filters.get(name)
+    # a store's or a recycler's filters sift rows its own lots or a state on sale narrow
+    # (a few hundred); a market's or a state's index would walk the whole trade's lots
+    walk = who.role in ("regulator", "admin")
+    for name, value in (("market", filters.get("market")), ("state", state),
+                        ("kind", filters.get("kind"))):  # fmt: skip
         if value is not None:
-            where.equals(name, value)
+            where.equals(name, value, walk=walk)
     return where
 
 

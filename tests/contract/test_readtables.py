@@ -160,15 +160,53 @@ def test_a_page_with_no_rows(database_url: str) -> None:
     asyncio.run(body())
 
 
+Pages = dict[str, tuple[str, str, Where]]
+
+
+def lots(who: Principal, **filters: str) -> tuple[str, str, Where]:
+    return "lots", "lot_id", lots_for(Where(dollar=False), who, filters)
+
+
+async def fill(path: Path, tables: dict[Any, list[Row]]) -> ReadTables:
+    db = make_engine(f"sqlite+aiosqlite:///{path}")
+    await upgrade(db)
+    async with db.begin() as conn:
+        for table, rows in tables.items():
+            await conn.execute(insert(table), rows)
+    reads = Journal(db).reads
+    await db.dispose()
+    return reads
+
+
+def steps(path: Path, reads: ReadTables, pages: Pages) -> dict[str, int]:
+    """SQLite's virtual machine steps (in hundreds) for a first page of 50 of each."""
+    conn = sqlite3.connect(path)
+    out = {}
+    for name, (table, key, where) in pages.items():
+        count = [0]
+
+        def tick(count: list[int] = count) -> int:
+            count[0] += 1
+            return 0
+
+        conn.set_progress_handler(tick, 100)
+        rows = conn.execute(reads.sql(table, key, where, 51, 0), where.params).fetchone()
+        assert len(json.loads(rows[0])) == 51, name
+        out[name] = count[0]
+    conn.close()
+    return out
+
+
+def assert_flat(small: dict[str, int], large: dict[str, int]) -> None:
+    for name, before in small.items():
+        assert large[name] < 1.5 * before + 50, (name, before, large[name])
+
+
 def test_a_page_costs_the_same_with_ten_times_the_history(tmp_path: Path) -> None:
     """Each page the API asks for reads about its own rows, however long the parties'
     history: SQLite's work (virtual machine steps) for a first page of 50 stays flat from
     2,000 to 20,000 rows per table.  A regulator's page is left out: its regions are
     matched with LIKE, which walks the lots newest first until the page is full."""
-
-    def lots(who: Principal, **filters: str) -> tuple[str, str, Where]:
-        return "lots", "lot_id", lots_for(Where(dollar=False), who, filters)
-
     store = Principal("store-1", "S", "store")
     recycler = Principal("recycler-1", "R", "recycler")
     pages = {
@@ -181,9 +219,7 @@ def test_a_page_costs_the_same_with_ten_times_the_history(tmp_path: Path) -> Non
         "my trades": ("trades", "trade_id", deals_for(Where(dollar=False), recycler)),
     }
 
-    async def fill(path: Path, n: int) -> ReadTables:
-        db = make_engine(f"sqlite+aiosqlite:///{path}")
-        await upgrade(db)
+    def tables(n: int) -> dict[Any, list[Row]]:
         rng = random.Random(3)
         bids = [
             {"bid_id": i, "market": MARKETS[0], "owner": rng.choice(OWNERS), "org": "R",
@@ -191,32 +227,45 @@ def test_a_page_costs_the_same_with_ten_times_the_history(tmp_path: Path) -> Non
              "updated_seq": i}
             for i in range(1, n + 1)
         ]  # fmt: skip
-        async with db.begin() as conn:
-            await conn.execute(insert(LOTS), lot_rows(rng, n))
-            await conn.execute(insert(TRADES), trade_rows(rng, n))
-            await conn.execute(insert(BIDS), bids)
-        reads = Journal(db).reads
-        await db.dispose()
-        return reads
+        return {LOTS: lot_rows(rng, n), TRADES: trade_rows(rng, n), BIDS: bids}
 
-    def steps(path: Path, reads: ReadTables) -> dict[str, int]:
-        conn = sqlite3.connect(path)
-        out = {}
-        for name, (table, key, where) in pages.items():
-            count = [0]
+    small = steps(tmp_path / "s.db", asyncio.run(fill(tmp_path / "s.db", tables(2_000))), pages)
+    large = steps(tmp_path / "l.db", asyncio.run(fill(tmp_path / "l.db", tables(20_000))), pages)
+    assert_flat(small, large)
 
-            def tick(count: list[int] = count) -> int:
-                count[0] += 1
-                return 0
 
-            conn.set_progress_handler(tick, 100)
-            rows = conn.execute(reads.sql(table, key, where, 51, 0), where.params).fetchone()
-            assert len(json.loads(rows[0])) == 51, name
-            out[name] = count[0]
-        conn.close()
-        return out
+def test_a_party_s_lots_by_state_or_market_read_its_own_lots(tmp_path: Path) -> None:
+    """A store's awarded lots, or its lots in one market, are read along its own lots, not
+    along every store's lots in that state or market: SQLite, without statistics, walked
+    the state's index (6 ms for a store with no awarded lots in a load run's 16,000 lots,
+    growing with the whole trade's history).  The same for a recycler's own lots in a
+    state not on sale, and for lots on sale in one market: the lots on sale, not the
+    market's history.  The party's own lots stay 60, the others' grow tenfold."""
+    store = Principal("store-1", "S", "store")
+    recycler = Principal("recycler-1", "R", "recycler")
+    pages = {
+        "a store's awarded lots": lots(store, state="awarded"),
+        "a store's lots in a market": lots(store, market=MARKETS[0]),
+        "a store's one-click lots": lots(store, kind="one_click"),
+        "a recycler's own awarded lots": lots(recycler, state="awarded"),
+        "lots in auction in a market": lots(recycler, state="in_auction", market=MARKETS[0]),
+    }
 
-    small = steps(tmp_path / "small.db", asyncio.run(fill(tmp_path / "small.db", 2_000)))
-    large = steps(tmp_path / "large.db", asyncio.run(fill(tmp_path / "large.db", 20_000)))
-    for name in pages:
-        assert large[name] < 1.5 * small[name] + 50, (name, small[name], large[name])
+    def tables(others: int) -> dict[Any, list[Row]]:
+        ids = iter(range(1, 10**6))
+
+        def lot(owner: str, state: str) -> Row:
+            return {
+                "lot_id": next(ids), "market": MARKETS[0], "owner": owner, "org": "O",
+                "weight_kg": 100, "kind": "one_click", "state": state, "updated_seq": 1,
+            }  # fmt: skip
+
+        rows = [lot(owner, "awarded") for owner in ("store-1", "recycler-1") for _ in range(60)]
+        rows += [lot("recycler-2", "in_auction") for _ in range(60)]
+        # the whole trade's history, newer than the parties' own lots
+        rows += [lot(f"store-{i % 50 + 2}", "awarded") for i in range(others)]
+        return {LOTS: rows}
+
+    small = steps(tmp_path / "s.db", asyncio.run(fill(tmp_path / "s.db", tables(2_000))), pages)
+    large = steps(tmp_path / "l.db", asyncio.run(fill(tmp_path / "l.db", tables(20_000))), pages)
+    assert_flat(small, large)
