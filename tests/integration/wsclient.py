@@ -36,7 +36,8 @@ class Feed:
         return feed
 
     async def _read(self, timeout: float) -> dict[str, Any]:
-        raw = await asyncio.wait_for(self.ws.recv(), timeout)
+        async with asyncio.timeout(timeout):  # no task per message, as wait_for makes
+            raw = await self.ws.recv()
         msg: dict[str, Any] = json.loads(raw)
         channel: str = msg.get("channel", "")
         if msg["type"] not in ("snapshot", "update"):
