@@ -53,6 +53,45 @@ def test_place_amend_and_cancel_a_standing_bid(
     assert open_bids(service, who, market) == before
 
 
+def test_what_one_types_survives_a_reload_of_the_bids_table(
+    service: Service, open_page: Callable[..., Any]
+) -> None:
+    """The table of one's bids is drawn again when a notice comes (a fill, a bid placed
+    elsewhere).  A new price being typed into it stays, with the focus, and is the one
+    that Amend sends.  Before, the reload put back the old price under the typist's
+    hands, and Amend answered "Nothing changed" (seen in CI on a slow machine)."""
+    market = "auto_white:330522"
+    who = "recycler-chaowei"
+    status, placed = service.call(
+        "POST", "/v1/bids", who, {"market": market, "price_fen_per_t": 995_050, "qty_kg": 4000}
+    )
+    assert status == 201, placed
+    bid = placed["id"]
+    page = open_page(f"{service.base}/recycler?market={market}")
+    sign_in(page, service.tokens[who])
+    price = page.locator(f'#bids tr[data-bid="{bid}"]').get_by_label(re.compile("New price"))
+    price.fill("9960")
+    expect(price).to_be_focused()
+
+    # another bid of the same recycler, placed elsewhere: its notice reloads the table
+    status, other = service.call(
+        "POST", "/v1/bids", who, {"market": market, "price_fen_per_t": 990_000, "qty_kg": 1000}
+    )
+    assert status == 201, other
+    expect(page.locator(f'#bids tr[data-bid="{other["id"]}"]')).to_have_count(1)
+    price = page.locator(f'#bids tr[data-bid="{bid}"]').get_by_label(re.compile("New price"))
+    expect(price).to_have_value("9960")
+    expect(price).to_be_focused()
+
+    page.locator(f'#bids tr[data-bid="{bid}"]').get_by_role(
+        "button", name=re.compile("Amend")
+    ).click()
+    expect(page.locator("#bids-say")).to_contain_text(f"Bid {bid} amended")
+    assert (996_000, 4000) in open_bids(service, who, market)
+    for b in (bid, other["id"]):  # the module's other tests share the market
+        assert service.call("POST", f"/v1/bids/{b}/cancel", who)[0] == 200
+
+
 def test_a_refusal_is_a_sentence_and_changes_nothing(
     service: Service, open_page: Callable[..., Any]
 ) -> None:

@@ -30,6 +30,29 @@ export function t(zh, en) {
   return frag;
 }
 
+// A table that is drawn again while someone types in it (a feed notice reloads it) keeps
+// what they typed: its inputs carry `data-keep` keys, and an input that was edited or had
+// the focus comes back with its text, and its focus and caret, in the new rows.
+export function replaceKeepingEdits(container, rows) {
+  const active = document.activeElement;
+  const kept = new Map();
+  for (const input of container.querySelectorAll("input[data-keep]")) {
+    const focused = input === active;
+    if (focused || input.value !== input.defaultValue) {
+      kept.set(input.dataset.keep, { value: input.value, focused, start: input.selectionStart, end: input.selectionEnd });
+    }
+  }
+  container.replaceChildren(...rows);
+  for (const input of container.querySelectorAll("input[data-keep]")) {
+    const was = kept.get(input.dataset.keep);
+    if (!was) continue;
+    input.value = was.value;
+    if (!was.focused) continue;
+    input.focus();
+    if (was.start !== null) input.setSelectionRange(was.start, was.end);  // null: a number input
+  }
+}
+
 export function setText(el, text) {
   if (el.textContent !== text) el.textContent = text;
 }

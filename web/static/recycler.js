@@ -3,7 +3,7 @@
 // server-synchronised countdown, the minimum next bid, a proxy maximum, and outbid /
 // leading / won notices as they happen.
 
-import { $, h, t, startClock, signIn, say, sayError, marketName, pricePerT, amount, kg, yuanToFen, debounce, privateFeed } from "./common.js";
+import { $, h, t, startClock, signIn, say, sayError, marketName, pricePerT, amount, kg, yuanToFen, debounce, privateFeed, replaceKeepingEdits } from "./common.js";
 import { depthChart, intraday } from "./charts.js";
 import { openRoomPage } from "./room.js";
 
@@ -115,8 +115,8 @@ async function loadBids() {
     const page = await api.get("/v1/bids?state=open&limit=100");
     const mine = page.items.filter((b) => b.market === market);
     const rows = mine.map((b) => {
-      const price = h("input", { inputmode: "decimal", size: 8, value: String(b.price_fen_per_t / 100), "aria-label": `新价格（元/吨）挂单 ${b.bid_id} · New price, ¥/t, bid ${b.bid_id}` });
-      const qty = h("input", { type: "number", min: 1, size: 7, value: String(b.open_kg), "aria-label": `新数量（公斤）挂单 ${b.bid_id} · New quantity, kg, bid ${b.bid_id}` });
+      const price = h("input", { inputmode: "decimal", size: 8, value: String(b.price_fen_per_t / 100), "data-keep": `${b.bid_id}-price`, "aria-label": `新价格（元/吨）挂单 ${b.bid_id} · New price, ¥/t, bid ${b.bid_id}` });
+      const qty = h("input", { type: "number", min: 1, size: 7, value: String(b.open_kg), "data-keep": `${b.bid_id}-qty`, "aria-label": `新数量（公斤）挂单 ${b.bid_id} · New quantity, kg, bid ${b.bid_id}` });
       return h("tr", { "data-bid": b.bid_id },
         h("th", { scope: "row" }, String(b.bid_id)),
         h("td", { class: "num" }, pricePerT(b.price_fen_per_t)),
@@ -126,7 +126,7 @@ async function loadBids() {
           h("button", { type: "button", onclick: () => cancel(b.bid_id) }, t("撤销", "Cancel")))));
     });
     if (!rows.length) rows.push(h("tr", {}, h("td", { colspan: 4 }, t("这个市场没有挂单", "No bids in this market"))));
-    $("#bids tbody").replaceChildren(...rows);
+    replaceKeepingEdits($("#bids tbody"), rows);
   } catch (err) {
     sayError($("#bids-say"), err);
   }
@@ -263,7 +263,7 @@ async function loadOffers() {
   const rows = page.items.map((lot) => {
     const mine = myOffers.get(lot.lot_id);
     const open = mine && (mine.status === "made" || mine.status === "countered");
-    const price = h("input", { inputmode: "decimal", size: 8, "aria-label": `报价（元/吨）第 ${lot.lot_id} 号货 · Offer, ¥/t, lot ${lot.lot_id}` });
+    const price = h("input", { inputmode: "decimal", size: 8, "data-keep": String(lot.lot_id), "aria-label": `报价（元/吨）第 ${lot.lot_id} 号货 · Offer, ¥/t, lot ${lot.lot_id}` });
     const actions = open
       ? [mine.status === "countered"
           ? h("button", { type: "button", onclick: () => offerAction(mine.offer_id, "accept-counter") }, t(`接受还价 ${pricePerT(mine.counter_price_fen_per_t)}`, "Accept the counter"))
@@ -277,7 +277,7 @@ async function loadOffers() {
       h("td", {}, h("span", { class: "actions" }, ...actions)));
   });
   if (!rows.length) rows.push(h("tr", {}, h("td", { colspan: 4 }, t("这个市场没有议价中的货", "No lots taking offers in this market"))));
-  $("#offer-lots tbody").replaceChildren(...rows);
+  replaceKeepingEdits($("#offer-lots tbody"), rows);
 }
 
 async function makeOffer(lot, priceText) {

@@ -2,7 +2,7 @@
 // estimated from the battery model table, watch its auction live, decide a below-reserve
 // result, answer offers, and see my lots and what each sold for.
 
-import { $, h, t, startClock, signIn, say, sayError, marketName, regionName, pricePerT, amount, kg, yuanToFen, debounce, privateFeed, REGIONS, LOT_STATES } from "./common.js";
+import { $, h, t, startClock, signIn, say, sayError, marketName, regionName, pricePerT, amount, kg, yuanToFen, debounce, privateFeed, replaceKeepingEdits, REGIONS, LOT_STATES } from "./common.js";
 import { openRoomPage } from "./room.js";
 
 let api = null;
@@ -229,7 +229,7 @@ async function showOffers(lot) {
   }
   const offers = view.offers || [];
   const rows = offers.map((o) => {
-    const counter = h("input", { inputmode: "decimal", size: 8, "aria-label": `还价（元/吨）报价 ${o.offer_id} · Counter-offer, ¥/t, offer ${o.offer_id}` });
+    const counter = h("input", { inputmode: "decimal", size: 8, "data-keep": String(o.offer_id), "aria-label": `还价（元/吨）报价 ${o.offer_id} · Counter-offer, ¥/t, offer ${o.offer_id}` });
     return h("tr", { "data-offer": o.offer_id },
       h("th", { scope: "row" }, String(o.offer_id)),
       h("td", { class: "num" }, pricePerT(o.price_fen_per_t), o.counter_price_fen_per_t ? h("span", { class: "sub" }, ` · 还价 ${pricePerT(o.counter_price_fen_per_t)}`) : null),
@@ -241,7 +241,7 @@ async function showOffers(lot) {
         h("button", { type: "button", onclick: () => answer(o.offer_id, "counter", counter.value) }, t("还价", "Counter")))));
   });
   if (!rows.length) rows.push(h("tr", {}, h("td", { colspan: 4 }, t("暂无报价", "No open offers"))));
-  $("#offers tbody").replaceChildren(...rows);
+  replaceKeepingEdits($("#offers tbody"), rows);
 }
 
 async function answer(offer, action, counterText) {
