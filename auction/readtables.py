@@ -194,8 +194,8 @@ def lots_for(where: Where, who: Principal, filters: Mapping[str, str]) -> Where:
             where.equals("owner", who.id)
     elif who.role != "admin":
         where.equals("owner", who.id)
-    # a store's or a recycler's filters sift rows its own lots or a state on sale narrow
-    # (a few hundred); a market's or a state's index would walk the whole trade's lots
+    # a store's or a recycler's filters sift rows that its own lots, or what is on sale
+    # now, already narrow; a market's or a state's index would walk the trade's history
     walk = who.role in ("regulator", "admin")
     for name, value in (("market", filters.get("market")), ("state", state),
                         ("kind", filters.get("kind"))):  # fmt: skip
