@@ -59,7 +59,7 @@ def test_what_one_types_survives_a_reload_of_the_bids_table(
     """The table of one's bids is drawn again when a notice comes (a fill, a bid placed
     elsewhere).  A new price being typed into it stays, with the focus, and is the one
     that Amend sends.  Before, the reload put back the old price under the typist's
-    hands, and Amend answered "Nothing changed" (seen in CI on a slow machine)."""
+    hands, and Amend answered "Nothing changed" (seen in the suite on a slow machine)."""
     market = "auto_white:330522"
     who = "recycler-chaowei"
     status, placed = service.call(
